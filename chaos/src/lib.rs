@@ -1,0 +1,1 @@
+//! The chaos CLI: plans, schedules, supervisor, nemeses, workload, recorder, checker, reports.
