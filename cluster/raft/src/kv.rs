@@ -1,0 +1,263 @@
+//! The string key/value map: one [`StateMachine`], with client sessions so that a command retried after an
+//! indeterminate outcome is applied at most once (§6.3 of the dissertation).
+
+use crate::state_machine::{RestoreError, StateMachine};
+use crate::types::LogIndex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One operation on the map.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum KvOp {
+    /// Read a key through the log (reads normally use ReadIndex instead; this is for completeness).
+    Get {
+        /// The key.
+        key: String,
+    },
+    /// Set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+    /// Remove a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Set `key` to `new` if it currently holds `expected` (`None` = absent).
+    Cas {
+        /// The key.
+        key: String,
+        /// The value it must hold.
+        expected: Option<String>,
+        /// The value to set.
+        new: String,
+    },
+}
+
+/// A command: an operation tagged with its client's session and a per-client sequence number.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub struct KvCommand {
+    /// The client's session id (unique per client process).
+    pub client: u64,
+    /// Increases by one with every new command of that client; a retry reuses the number.
+    pub seq: u64,
+    /// What to do.
+    pub op: KvOp,
+}
+
+impl KvCommand {
+    /// Encodes the command for the log.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("serialising into a Vec cannot fail")
+    }
+
+    /// Decodes a command; arbitrary bytes give an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<KvCommand, postcard::Error> {
+        postcard::from_bytes(bytes)
+    }
+}
+
+/// What applying a command did.
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum KvOutput {
+    /// A get: the value, if present.
+    Value(Option<String>),
+    /// A put or delete took effect.
+    Done,
+    /// A compare-and-set was evaluated: `applied` says whether the value matched; `current` is what the key
+    /// held (a definite observation either way).
+    Cas {
+        /// Whether the new value was written.
+        applied: bool,
+        /// The value found.
+        current: Option<String>,
+    },
+    /// The command is older than the client's latest applied command; its own outcome is no longer kept.
+    /// It was applied before (sequence numbers are only reused for retries), so the client already knows.
+    Stale,
+    /// The bytes were not a command.
+    Malformed,
+}
+
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+struct Session {
+    last_seq: u64,
+    last_output: KvOutput,
+    last_index: LogIndex,
+}
+
+/// The key/value map plus the client session table.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+pub struct KvStore {
+    data: BTreeMap<String, String>,
+    sessions: BTreeMap<u64, Session>,
+    /// The session table is bounded; the least recently used session is evicted deterministically (by the
+    /// log index of its last command, which every replica agrees on).
+    max_sessions: usize,
+    applied: LogIndex,
+}
+
+impl KvStore {
+    /// An empty store keeping at most `max_sessions` client sessions.
+    pub fn new(max_sessions: usize) -> KvStore {
+        KvStore { max_sessions: max_sessions.max(1), ..KvStore::default() }
+    }
+
+    /// The value of `key` (for linearizable reads served after ReadIndex).
+    pub fn get(&self, key: &str) -> Option<&String> {
+        self.data.get(key)
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The index of the last applied command.
+    pub fn applied(&self) -> LogIndex {
+        self.applied
+    }
+
+    /// Every key and value, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.data.iter()
+    }
+
+    fn execute(&mut self, op: KvOp) -> KvOutput {
+        match op {
+            KvOp::Get { key } => KvOutput::Value(self.data.get(&key).cloned()),
+            KvOp::Put { key, value } => {
+                self.data.insert(key, value);
+                KvOutput::Done
+            }
+            KvOp::Delete { key } => {
+                self.data.remove(&key);
+                KvOutput::Done
+            }
+            KvOp::Cas { key, expected, new } => {
+                let current = self.data.get(&key).cloned();
+                let applied = current == expected;
+                if applied {
+                    self.data.insert(key, new);
+                }
+                KvOutput::Cas { applied, current }
+            }
+        }
+    }
+
+    fn evict_if_full(&mut self) {
+        while self.sessions.len() > self.max_sessions {
+            let oldest = self
+                .sessions
+                .iter()
+                .min_by_key(|(id, s)| (s.last_index, **id))
+                .map(|(&id, _)| id)
+                .expect("non-empty");
+            self.sessions.remove(&oldest);
+        }
+    }
+}
+
+impl StateMachine for KvStore {
+    type Output = KvOutput;
+
+    fn apply(&mut self, index: LogIndex, command: &[u8]) -> KvOutput {
+        assert!(index > self.applied, "applying {index:?} after {:?}", self.applied);
+        self.applied = index;
+        let Ok(cmd) = KvCommand::decode(command) else {
+            return KvOutput::Malformed;
+        };
+        if let Some(session) = self.sessions.get(&cmd.client) {
+            if cmd.seq == session.last_seq {
+                return session.last_output.clone(); // A retry of the latest command: answer, don't re-apply.
+            }
+            if cmd.seq < session.last_seq {
+                return KvOutput::Stale;
+            }
+        }
+        let output = self.execute(cmd.op);
+        self.sessions.insert(
+            cmd.client,
+            Session { last_seq: cmd.seq, last_output: output.clone(), last_index: index },
+        );
+        self.evict_if_full();
+        output
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("serialising into a Vec cannot fail")
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        *self = postcard::from_bytes(snapshot).map_err(|e| RestoreError(e.to_string()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cmd(client: u64, seq: u64, op: KvOp) -> Vec<u8> {
+        KvCommand { client, seq, op }.encode()
+    }
+
+    fn put(key: &str, value: &str) -> KvOp {
+        KvOp::Put { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn retried_command_is_applied_once() {
+        let mut kv = KvStore::new(10);
+        let cas = KvOp::Cas { key: "k".into(), expected: None, new: "1".into() };
+        let first = kv.apply(LogIndex(1), &cmd(7, 1, cas.clone()));
+        assert_eq!(first, KvOutput::Cas { applied: true, current: None });
+        kv.apply(LogIndex(2), &cmd(8, 1, put("k", "2")));
+        // The retry must not re-evaluate against the new value: it answers what the first attempt did.
+        let retry = kv.apply(LogIndex(3), &cmd(7, 1, cas));
+        assert_eq!(retry, first);
+        assert_eq!(kv.get("k").map(String::as_str), Some("2"));
+        assert_eq!(kv.apply(LogIndex(4), &cmd(7, 0, put("k", "x"))), KvOutput::Stale);
+        assert_eq!(kv.get("k").map(String::as_str), Some("2"));
+    }
+
+    #[test]
+    fn cas_mismatch_reports_what_it_found() {
+        let mut kv = KvStore::new(10);
+        kv.apply(LogIndex(1), &cmd(1, 1, put("k", "a")));
+        let out = kv.apply(
+            LogIndex(2),
+            &cmd(1, 2, KvOp::Cas { key: "k".into(), expected: Some("b".into()), new: "c".into() }),
+        );
+        assert_eq!(out, KvOutput::Cas { applied: false, current: Some("a".into()) });
+    }
+
+    #[test]
+    fn sessions_are_evicted_deterministically_and_snapshots_roundtrip() {
+        let mut kv = KvStore::new(2);
+        for client in 1..=3 {
+            kv.apply(LogIndex(client), &cmd(client, 1, put("k", &client.to_string())));
+        }
+        assert_eq!(kv.sessions.len(), 2);
+        assert!(!kv.sessions.contains_key(&1), "the least recently used session goes first");
+        let mut restored = KvStore::new(2);
+        restored.restore(&kv.snapshot()).unwrap();
+        assert_eq!(restored, kv);
+        assert!(restored.restore(b"\xff\xff\xff").is_err());
+    }
+
+    #[test]
+    fn malformed_commands_do_not_panic() {
+        let mut kv = KvStore::new(2);
+        assert_eq!(kv.apply(LogIndex(1), b"\xff\x00garbage"), KvOutput::Malformed);
+        assert_eq!(kv.apply(LogIndex(2), &cmd(1, 1, KvOp::Delete { key: "x".into() })), KvOutput::Done);
+    }
+}
