@@ -36,6 +36,8 @@ pub struct Mutations {
     pub keep_conflicting_suffix: bool,
     /// Serve reads from local state on any node without confirming leadership (stale reads).
     pub stale_reads: bool,
+    /// A leader answers reads at its commit index without confirming it is still the leader.
+    pub unconfirmed_leader_reads: bool,
 }
 
 impl Mutations {
@@ -45,6 +47,7 @@ impl Mutations {
             || self.forget_vote_on_restart
             || self.keep_conflicting_suffix
             || self.stale_reads
+            || self.unconfirmed_leader_reads
     }
 }
 

@@ -103,7 +103,10 @@ pub struct KvStore {
 impl KvStore {
     /// An empty store keeping at most `max_sessions` client sessions.
     pub fn new(max_sessions: usize) -> KvStore {
-        KvStore { max_sessions: max_sessions.max(1), ..KvStore::default() }
+        KvStore {
+            max_sessions: max_sessions.max(1),
+            ..KvStore::default()
+        }
     }
 
     /// The value of `key` (for linearizable reads served after ReadIndex).
@@ -170,7 +173,11 @@ impl StateMachine for KvStore {
     type Output = KvOutput;
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> KvOutput {
-        assert!(index > self.applied, "applying {index:?} after {:?}", self.applied);
+        assert!(
+            index > self.applied,
+            "applying {index:?} after {:?}",
+            self.applied
+        );
         self.applied = index;
         let Ok(cmd) = KvCommand::decode(command) else {
             return KvOutput::Malformed;
@@ -186,7 +193,11 @@ impl StateMachine for KvStore {
         let output = self.execute(cmd.op);
         self.sessions.insert(
             cmd.client,
-            Session { last_seq: cmd.seq, last_output: output.clone(), last_index: index },
+            Session {
+                last_seq: cmd.seq,
+                last_output: output.clone(),
+                last_index: index,
+            },
         );
         self.evict_if_full();
         output
@@ -211,21 +222,37 @@ mod tests {
     }
 
     fn put(key: &str, value: &str) -> KvOp {
-        KvOp::Put { key: key.into(), value: value.into() }
+        KvOp::Put {
+            key: key.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
     fn retried_command_is_applied_once() {
         let mut kv = KvStore::new(10);
-        let cas = KvOp::Cas { key: "k".into(), expected: None, new: "1".into() };
+        let cas = KvOp::Cas {
+            key: "k".into(),
+            expected: None,
+            new: "1".into(),
+        };
         let first = kv.apply(LogIndex(1), &cmd(7, 1, cas.clone()));
-        assert_eq!(first, KvOutput::Cas { applied: true, current: None });
+        assert_eq!(
+            first,
+            KvOutput::Cas {
+                applied: true,
+                current: None
+            }
+        );
         kv.apply(LogIndex(2), &cmd(8, 1, put("k", "2")));
         // The retry must not re-evaluate against the new value: it answers what the first attempt did.
         let retry = kv.apply(LogIndex(3), &cmd(7, 1, cas));
         assert_eq!(retry, first);
         assert_eq!(kv.get("k").map(String::as_str), Some("2"));
-        assert_eq!(kv.apply(LogIndex(4), &cmd(7, 0, put("k", "x"))), KvOutput::Stale);
+        assert_eq!(
+            kv.apply(LogIndex(4), &cmd(7, 0, put("k", "x"))),
+            KvOutput::Stale
+        );
         assert_eq!(kv.get("k").map(String::as_str), Some("2"));
     }
 
@@ -235,19 +262,39 @@ mod tests {
         kv.apply(LogIndex(1), &cmd(1, 1, put("k", "a")));
         let out = kv.apply(
             LogIndex(2),
-            &cmd(1, 2, KvOp::Cas { key: "k".into(), expected: Some("b".into()), new: "c".into() }),
+            &cmd(
+                1,
+                2,
+                KvOp::Cas {
+                    key: "k".into(),
+                    expected: Some("b".into()),
+                    new: "c".into(),
+                },
+            ),
         );
-        assert_eq!(out, KvOutput::Cas { applied: false, current: Some("a".into()) });
+        assert_eq!(
+            out,
+            KvOutput::Cas {
+                applied: false,
+                current: Some("a".into())
+            }
+        );
     }
 
     #[test]
     fn sessions_are_evicted_deterministically_and_snapshots_roundtrip() {
         let mut kv = KvStore::new(2);
         for client in 1..=3 {
-            kv.apply(LogIndex(client), &cmd(client, 1, put("k", &client.to_string())));
+            kv.apply(
+                LogIndex(client),
+                &cmd(client, 1, put("k", &client.to_string())),
+            );
         }
         assert_eq!(kv.sessions.len(), 2);
-        assert!(!kv.sessions.contains_key(&1), "the least recently used session goes first");
+        assert!(
+            !kv.sessions.contains_key(&1),
+            "the least recently used session goes first"
+        );
         let mut restored = KvStore::new(2);
         restored.restore(&kv.snapshot()).unwrap();
         assert_eq!(restored, kv);
@@ -257,7 +304,13 @@ mod tests {
     #[test]
     fn malformed_commands_do_not_panic() {
         let mut kv = KvStore::new(2);
-        assert_eq!(kv.apply(LogIndex(1), b"\xff\x00garbage"), KvOutput::Malformed);
-        assert_eq!(kv.apply(LogIndex(2), &cmd(1, 1, KvOp::Delete { key: "x".into() })), KvOutput::Done);
+        assert_eq!(
+            kv.apply(LogIndex(1), b"\xff\x00garbage"),
+            KvOutput::Malformed
+        );
+        assert_eq!(
+            kv.apply(LogIndex(2), &cmd(1, 1, KvOp::Delete { key: "x".into() })),
+            KvOutput::Done
+        );
     }
 }

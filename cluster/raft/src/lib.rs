@@ -38,7 +38,13 @@ pub mod types;
 
 pub use config::{Config, ConfigError, Mutations, ReadMode};
 pub use membership::{ConfChange, ConfChangeError, Membership};
-pub use message::{decode_message, encode_message, AppendResult, Entry, EntryPayload, Message, MessageBody, Snapshot, SnapshotMeta};
-pub use node::{CompactError, HardState, Persisted, ProposeError, RawNode, ReadState, Ready, Status, TransferError};
+pub use message::{
+    decode_message, encode_message, AppendResult, Entry, EntryPayload, Message, MessageBody,
+    Snapshot, SnapshotMeta,
+};
+pub use node::{
+    CompactError, HardState, Persisted, ProposeError, RawNode, ReadState, Ready, Status,
+    TransferError,
+};
 pub use state_machine::{RestoreError, StateMachine};
 pub use types::{Instant, LogIndex, NodeId, Role, Term};

@@ -35,7 +35,11 @@ impl RaftLog {
         commit: LogIndex,
     ) -> RaftLog {
         for (k, entry) in entries.iter().enumerate() {
-            assert_eq!(entry.index.0, offset.0 + 1 + k as u64, "recovered log has a gap");
+            assert_eq!(
+                entry.index.0,
+                offset.0 + 1 + k as u64,
+                "recovered log has a gap"
+            );
         }
         let last = LogIndex(offset.0 + entries.len() as u64);
         // A commit index beyond the durable log can be persisted by a follower that learnt it with entries
@@ -143,8 +147,15 @@ impl RaftLog {
 
     /// Appends entries created by this node as leader.
     pub fn append_as_leader(&mut self, entry: Entry) {
-        assert_eq!(entry.index, self.last_index().next(), "leader append must extend the log");
-        assert!(entry.term >= self.last_term(), "log terms must not decrease");
+        assert_eq!(
+            entry.index,
+            self.last_index().next(),
+            "leader append must extend the log"
+        );
+        assert!(
+            entry.term >= self.last_term(),
+            "log terms must not decrease"
+        );
         self.entries.push(entry);
     }
 
@@ -257,7 +268,10 @@ impl RaftLog {
         if index <= self.offset {
             return;
         }
-        assert!(index <= self.applied, "compacting entries that are not applied");
+        assert!(
+            index <= self.applied,
+            "compacting entries that are not applied"
+        );
         let term = self.term(index).expect("compaction point is in the log");
         let drop = (index.0 - self.offset.0) as usize;
         self.entries.drain(..drop);
@@ -269,7 +283,10 @@ impl RaftLog {
     /// dropped too, even where they might match: the leader resends them, and storage then only has to
     /// support "replace everything with this snapshot".
     pub fn restore_snapshot(&mut self, index: LogIndex, term: Term) {
-        assert!(index > self.commit, "restoring a snapshot that is not newer than commit");
+        assert!(
+            index > self.commit,
+            "restoring a snapshot that is not newer than commit"
+        );
         self.entries.clear();
         self.offset = index;
         self.offset_term = term;

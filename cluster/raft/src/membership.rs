@@ -49,7 +49,10 @@ impl Membership {
 
     /// Whether the ids in `acks` form a majority of the voters.
     pub fn has_quorum(&self, acks: impl IntoIterator<Item = NodeId>) -> bool {
-        let count = acks.into_iter().filter(|id| self.voters.contains(id)).count();
+        let count = acks
+            .into_iter()
+            .filter(|id| self.voters.contains(id))
+            .count();
         count >= self.quorum()
     }
 

@@ -34,7 +34,9 @@ impl Entry {
         let payload = match &self.payload {
             EntryPayload::Noop => 0,
             EntryPayload::Command(data) => data.len(),
-            EntryPayload::Conf(membership) => 8 * (membership.voters.len() + membership.learners.len()),
+            EntryPayload::Conf(membership) => {
+                8 * (membership.voters.len() + membership.learners.len())
+            }
         };
         24 + payload
     }

@@ -31,7 +31,9 @@
 use crate::config::{Config, ConfigError, ReadMode};
 use crate::log::RaftLog;
 use crate::membership::{ConfChange, ConfChangeError, Membership};
-use crate::message::{AppendResult, Entry, EntryPayload, Message, MessageBody, Snapshot, SnapshotMeta};
+use crate::message::{
+    AppendResult, Entry, EntryPayload, Message, MessageBody, Snapshot, SnapshotMeta,
+};
 use crate::progress::{Progress, ReplicationState};
 use crate::types::{Instant, LogIndex, NodeId, Role, Term};
 use rand::Rng;
@@ -254,13 +256,24 @@ pub struct RawNode {
 impl RawNode {
     /// A member of a brand-new cluster. Every initial member must be given the same `membership`: each writes
     /// the identical bootstrap entry (index 1, term 1) carrying it, so the logs agree from the start.
-    pub fn bootstrap(cfg: Config, membership: Membership, now: Instant) -> Result<RawNode, ConfigError> {
+    pub fn bootstrap(
+        cfg: Config,
+        membership: Membership,
+        now: Instant,
+    ) -> Result<RawNode, ConfigError> {
         let bootstrap = Entry {
             term: Term(1),
             index: LogIndex(1),
             payload: EntryPayload::Conf(membership),
         };
-        let mut node = RawNode::build(cfg, Term(1), None, RaftLog::recovered(LogIndex(0), Term(0), vec![], LogIndex(0)), None, now)?;
+        let mut node = RawNode::build(
+            cfg,
+            Term(1),
+            None,
+            RaftLog::recovered(LogIndex(0), Term(0), vec![], LogIndex(0)),
+            None,
+            now,
+        )?;
         node.log.append_as_leader(bootstrap);
         node.log.commit_to(LogIndex(1));
         node.hard_state_dirty = true;
@@ -271,22 +284,45 @@ impl RawNode {
     /// A new server that will join an existing cluster: it has no log and no configuration, never campaigns,
     /// and waits for a leader to replicate to it once it has been added as a learner.
     pub fn join(cfg: Config, now: Instant) -> Result<RawNode, ConfigError> {
-        RawNode::build(cfg, Term(0), None, RaftLog::recovered(LogIndex(0), Term(0), vec![], LogIndex(0)), None, now)
+        RawNode::build(
+            cfg,
+            Term(0),
+            None,
+            RaftLog::recovered(LogIndex(0), Term(0), vec![], LogIndex(0)),
+            None,
+            now,
+        )
     }
 
     /// A server restarting from what its disk holds.
-    pub fn restart(cfg: Config, persisted: Persisted, now: Instant) -> Result<RawNode, ConfigError> {
+    pub fn restart(
+        cfg: Config,
+        persisted: Persisted,
+        now: Instant,
+    ) -> Result<RawNode, ConfigError> {
         let (offset, offset_term) = persisted
             .snapshot
             .as_ref()
             .map_or((LogIndex(0), Term(0)), |s| (s.meta.index, s.meta.term));
-        let log = RaftLog::recovered(offset, offset_term, persisted.entries, persisted.hard_state.commit);
+        let log = RaftLog::recovered(
+            offset,
+            offset_term,
+            persisted.entries,
+            persisted.hard_state.commit,
+        );
         let vote = if cfg.mutations.forget_vote_on_restart {
             None
         } else {
             persisted.hard_state.vote
         };
-        RawNode::build(cfg, persisted.hard_state.term, vote, log, persisted.snapshot, now)
+        RawNode::build(
+            cfg,
+            persisted.hard_state.term,
+            vote,
+            log,
+            persisted.snapshot,
+            now,
+        )
     }
 
     fn build(
@@ -447,21 +483,37 @@ impl RawNode {
             return;
         }
         match msg.body {
-            MessageBody::PreVote { last_index, last_term } => self.handle_pre_vote(&msg, last_index, last_term),
-            MessageBody::PreVoteResponse { granted } => self.handle_vote_response(msg.from, msg.term, granted, true),
-            MessageBody::RequestVote { last_index, last_term, .. } => {
-                self.handle_request_vote(msg.from, last_index, last_term)
+            MessageBody::PreVote {
+                last_index,
+                last_term,
+            } => self.handle_pre_vote(&msg, last_index, last_term),
+            MessageBody::PreVoteResponse { granted } => {
+                self.handle_vote_response(msg.from, msg.term, granted, true)
             }
+            MessageBody::RequestVote {
+                last_index,
+                last_term,
+                ..
+            } => self.handle_request_vote(msg.from, last_index, last_term),
             MessageBody::RequestVoteResponse { granted } => {
                 self.handle_vote_response(msg.from, msg.term, granted, false)
             }
-            MessageBody::Append { prev_index, prev_term, entries, commit } => {
-                self.handle_append(msg.from, prev_index, prev_term, entries, commit)
-            }
+            MessageBody::Append {
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+            } => self.handle_append(msg.from, prev_index, prev_term, entries, commit),
             MessageBody::AppendResponse { result } => self.handle_append_response(msg.from, result),
-            MessageBody::Heartbeat { commit, read_round } => self.handle_heartbeat(msg.from, commit, read_round),
-            MessageBody::HeartbeatResponse { read_round } => self.handle_heartbeat_response(msg.from, read_round),
-            MessageBody::InstallSnapshot { snapshot } => self.handle_install_snapshot(msg.from, snapshot),
+            MessageBody::Heartbeat { commit, read_round } => {
+                self.handle_heartbeat(msg.from, commit, read_round)
+            }
+            MessageBody::HeartbeatResponse { read_round } => {
+                self.handle_heartbeat_response(msg.from, read_round)
+            }
+            MessageBody::InstallSnapshot { snapshot } => {
+                self.handle_install_snapshot(msg.from, snapshot)
+            }
             MessageBody::TimeoutNow => {
                 if self.membership.is_voter(self.cfg.id) && self.role != Role::Leader {
                     self.campaign(true);
@@ -472,14 +524,22 @@ impl RawNode {
 
     /// Proposes a command; returns the index and term it was appended at. It is applied if and only if the
     /// entry committed at that index has that term.
-    pub fn propose(&mut self, command: Vec<u8>, now: Instant) -> Result<(LogIndex, Term), ProposeError> {
+    pub fn propose(
+        &mut self,
+        command: Vec<u8>,
+        now: Instant,
+    ) -> Result<(LogIndex, Term), ProposeError> {
         self.enter(now);
         self.check_can_propose()?;
         Ok(self.append_new(EntryPayload::Command(command)))
     }
 
     /// Proposes a single-server membership change.
-    pub fn propose_conf_change(&mut self, change: ConfChange, now: Instant) -> Result<(LogIndex, Term), ProposeError> {
+    pub fn propose_conf_change(
+        &mut self,
+        change: ConfChange,
+        now: Instant,
+    ) -> Result<(LogIndex, Term), ProposeError> {
         self.enter(now);
         self.check_can_propose()?;
         let ls = self.leader_state.as_ref().expect("leader has leader state");
@@ -506,7 +566,10 @@ impl RawNode {
         self.enter(now);
         if self.cfg.mutations.stale_reads {
             // Mutation: answer from local state without confirming anything.
-            self.read_states.push(ReadState { id, index: self.log.applied() });
+            self.read_states.push(ReadState {
+                id,
+                index: self.log.applied(),
+            });
             return;
         }
         let single_voter = self.membership.voters.len() == 1;
@@ -517,7 +580,7 @@ impl RawNode {
             return;
         };
         let index = commit.max(ls.noop_index);
-        if single_voter || lease_valid {
+        if single_voter || lease_valid || self.cfg.mutations.unconfirmed_leader_reads {
             self.read_states.push(ReadState { id, index });
             return;
         }
@@ -526,12 +589,20 @@ impl RawNode {
             return;
         }
         // The read joins the next round, which starts at the next flush: many reads share one round.
-        ls.pending_reads.push_back(PendingRead { id, index, round: ls.read_round + 1 });
+        ls.pending_reads.push_back(PendingRead {
+            id,
+            index,
+            round: ls.read_round + 1,
+        });
         ls.round_wanted = true;
     }
 
     /// Starts handing leadership to `target` (§3.10): bring it up to date, then tell it to campaign at once.
-    pub fn transfer_leadership(&mut self, target: NodeId, now: Instant) -> Result<(), TransferError> {
+    pub fn transfer_leadership(
+        &mut self,
+        target: NodeId,
+        now: Instant,
+    ) -> Result<(), TransferError> {
         self.enter(now);
         if self.role != Role::Leader {
             return Err(TransferError::NotLeader);
@@ -543,7 +614,10 @@ impl RawNode {
         let last = self.log.last_index();
         let ls = self.leader_state.as_mut().expect("leader has leader state");
         ls.transfer = Some((target, deadline));
-        let caught_up = ls.progress.get(&target).is_some_and(|p| p.match_index == last);
+        let caught_up = ls
+            .progress
+            .get(&target)
+            .is_some_and(|p| p.match_index == last);
         if caught_up {
             self.send(target, MessageBody::TimeoutNow, false);
         } else {
@@ -555,12 +629,23 @@ impl RawNode {
     /// Replaces applied entries up to `index` with a snapshot whose state machine data is `data`. The caller
     /// must already have made the snapshot durable; this only trims memory and keeps the snapshot to send to
     /// followers that fall behind.
-    pub fn compact(&mut self, index: LogIndex, data: Vec<u8>) -> Result<SnapshotMeta, CompactError> {
+    pub fn compact(
+        &mut self,
+        index: LogIndex,
+        data: Vec<u8>,
+    ) -> Result<SnapshotMeta, CompactError> {
         if index > self.log.applied() {
-            return Err(CompactError::NotApplied { index, applied: self.log.applied() });
+            return Err(CompactError::NotApplied {
+                index,
+                applied: self.log.applied(),
+            });
         }
         if index <= self.log.snapshot_index() {
-            return Ok(self.snapshot.as_ref().map(|s| s.meta.clone()).unwrap_or_default());
+            return Ok(self
+                .snapshot
+                .as_ref()
+                .map(|s| s.meta.clone())
+                .unwrap_or_default());
         }
         let meta = SnapshotMeta {
             index,
@@ -568,7 +653,10 @@ impl RawNode {
             membership: self.membership_at(index),
         };
         self.log.compact_to(index);
-        self.snapshot = Some(Snapshot { meta: meta.clone(), data: Arc::new(data) });
+        self.snapshot = Some(Snapshot {
+            meta: meta.clone(),
+            data: Arc::new(data),
+        });
         Ok(meta)
     }
 
@@ -594,12 +682,18 @@ impl RawNode {
 
     /// Takes the output accumulated since the last [`RawNode::advance`].
     pub fn ready(&mut self) -> Ready {
-        assert!(!self.ready_outstanding, "ready() called twice without advance()");
+        assert!(
+            !self.ready_outstanding,
+            "ready() called twice without advance()"
+        );
         self.flush_leader_work();
         self.ready_outstanding = true;
         let hard_state = self.hard_state_dirty.then(|| self.hard_state());
         // Everything up to the commit index will be durable before the caller applies (persist comes first).
-        let committed_entries = self.log.slice(self.log.applied().next(), self.log.commit()).to_vec();
+        let committed_entries = self
+            .log
+            .slice(self.log.applied().next(), self.log.commit())
+            .to_vec();
         Ready {
             hard_state,
             snapshot: self.snapshot_to_install.take(),
@@ -632,20 +726,29 @@ impl RawNode {
 
     /// The hard state as it must be persisted now.
     pub fn hard_state(&self) -> HardState {
-        HardState { term: self.term, vote: self.vote, commit: self.log.commit() }
+        HardState {
+            term: self.term,
+            vote: self.vote,
+            commit: self.log.commit(),
+        }
     }
 
     // ----------------------------------------------------------------------------------------------------
     // Elections (§5.2, pre-vote §9.6, leader stickiness §4.2.3).
 
     fn enter(&mut self, now: Instant) {
-        assert!(!self.ready_outstanding, "input given between ready() and advance()");
+        assert!(
+            !self.ready_outstanding,
+            "input given between ready() and advance()"
+        );
         // The caller's clock is monotonic; tolerate a stale `now` rather than let time run backwards.
         self.now = self.now.max(now);
     }
 
     fn reset_election_timer(&mut self) {
-        let timeout = self.rng.gen_range(self.cfg.election_timeout_min_ms..self.cfg.election_timeout_max_ms);
+        let timeout = self
+            .rng
+            .gen_range(self.cfg.election_timeout_min_ms..self.cfg.election_timeout_max_ms);
         self.election_due = self.now.add_ms(timeout);
     }
 
@@ -657,8 +760,11 @@ impl RawNode {
         if self.role == Role::Leader {
             return true;
         }
-        let recent_leader =
-            self.leader.is_some() && self.now < self.last_leader_contact.add_ms(self.cfg.election_timeout_min_ms);
+        let recent_leader = self.leader.is_some()
+            && self.now
+                < self
+                    .last_leader_contact
+                    .add_ms(self.cfg.election_timeout_min_ms);
         recent_leader || self.now < self.vote_guard_until
     }
 
@@ -721,7 +827,8 @@ impl RawNode {
 
     fn abandon_leadership(&mut self) {
         if let Some(ls) = self.leader_state.take() {
-            self.failed_reads.extend(ls.pending_reads.into_iter().map(|r| r.id));
+            self.failed_reads
+                .extend(ls.pending_reads.into_iter().map(|r| r.id));
         }
     }
 
@@ -736,10 +843,18 @@ impl RawNode {
                 self.become_candidate(false);
                 return;
             }
-            let body = MessageBody::PreVote { last_index: self.log.last_index(), last_term: self.log.last_term() };
+            let body = MessageBody::PreVote {
+                last_index: self.log.last_index(),
+                last_term: self.log.last_term(),
+            };
             let term = self.term.next();
             for peer in self.other_voters() {
-                self.messages.push(Message { from: self.cfg.id, to: peer, term, body: body.clone() });
+                self.messages.push(Message {
+                    from: self.cfg.id,
+                    to: peer,
+                    term,
+                    body: body.clone(),
+                });
             }
         } else {
             self.become_candidate(transfer);
@@ -798,7 +913,11 @@ impl RawNode {
     }
 
     fn handle_vote_response(&mut self, from: NodeId, term: Term, granted: bool, pre: bool) {
-        let expected_role = if pre { Role::PreCandidate } else { Role::Candidate };
+        let expected_role = if pre {
+            Role::PreCandidate
+        } else {
+            Role::Candidate
+        };
         let expected_term = if pre { self.term.next() } else { self.term };
         if self.role != expected_role || term != expected_term || !self.membership.is_voter(from) {
             return;
@@ -881,7 +1000,9 @@ impl RawNode {
     }
 
     fn flush_leader_work(&mut self) {
-        let Some(ls) = self.leader_state.as_mut() else { return };
+        let Some(ls) = self.leader_state.as_mut() else {
+            return;
+        };
         if std::mem::take(&mut ls.round_wanted) {
             ls.read_round += 1;
             ls.heartbeat_due = self.now.add_ms(self.cfg.heartbeat_interval_ms);
@@ -890,10 +1011,17 @@ impl RawNode {
                 ls.rounds_sent_at.pop_front();
             }
             let round = ls.read_round;
-            let peers: Vec<(NodeId, LogIndex)> = ls.progress.iter().map(|(&id, p)| (id, p.match_index)).collect();
+            let peers: Vec<(NodeId, LogIndex)> = ls
+                .progress
+                .iter()
+                .map(|(&id, p)| (id, p.match_index))
+                .collect();
             let commit = self.log.commit();
             for (peer, match_index) in peers {
-                let body = MessageBody::Heartbeat { commit: commit.min(match_index), read_round: round };
+                let body = MessageBody::Heartbeat {
+                    commit: commit.min(match_index),
+                    read_round: round,
+                };
                 self.send(peer, body, false);
             }
             self.release_reads();
@@ -909,7 +1037,9 @@ impl RawNode {
 
     fn check_can_propose(&self) -> Result<(), ProposeError> {
         let Some(ls) = self.leader_state.as_ref() else {
-            return Err(ProposeError::NotLeader { leader: self.leader });
+            return Err(ProposeError::NotLeader {
+                leader: self.leader,
+            });
         };
         if ls.transfer.is_some() {
             return Err(ProposeError::TransferInProgress);
@@ -923,7 +1053,11 @@ impl RawNode {
 
     fn append_new(&mut self, payload: EntryPayload) -> (LogIndex, Term) {
         let index = self.log.last_index().next();
-        self.log.append_as_leader(Entry { term: self.term, index, payload });
+        self.log.append_as_leader(Entry {
+            term: self.term,
+            index,
+            payload,
+        });
         let ls = self.leader_state.as_mut().expect("only leaders append");
         ls.broadcast_wanted = true;
         (index, self.term)
@@ -933,7 +1067,8 @@ impl RawNode {
     fn send_appends(&mut self, peer: NodeId) {
         for _ in 0..self.cfg.max_inflight_messages {
             let Some(p) = self.progress(peer) else { return };
-            let nothing_new = p.next_index > self.log.last_index() && p.state == ReplicationState::Replicate;
+            let nothing_new =
+                p.next_index > self.log.last_index() && p.state == ReplicationState::Replicate;
             if nothing_new || !p.can_send(self.cfg.max_inflight_messages) {
                 return;
             }
@@ -946,16 +1081,20 @@ impl RawNode {
     /// Sends one Append (or the snapshot) to `peer`; returns whether another may follow at once.
     fn send_append(&mut self, peer: NodeId) -> bool {
         let now = self.now;
-        let Some(p) = self.progress(peer) else { return false };
+        let Some(p) = self.progress(peer) else {
+            return false;
+        };
         if !p.can_send(self.cfg.max_inflight_messages) {
             return false;
         }
         let next = p.next_index;
         let prev_index = next.prev();
         let prev_term = self.log.term(prev_index);
-        let entries = self
-            .log
-            .entries_from(next, self.cfg.max_entries_per_message, self.cfg.max_bytes_per_message);
+        let entries = self.log.entries_from(
+            next,
+            self.cfg.max_entries_per_message,
+            self.cfg.max_bytes_per_message,
+        );
         match (prev_term, entries) {
             (Some(prev_term), Ok(entries)) => {
                 let last_sent = LogIndex(prev_index.0 + entries.len() as u64);
@@ -971,7 +1110,16 @@ impl RawNode {
                     p.probe_sent = true;
                 }
                 let more = pipelined && !entries.is_empty();
-                self.send(peer, MessageBody::Append { prev_index, prev_term, entries, commit }, false);
+                self.send(
+                    peer,
+                    MessageBody::Append {
+                        prev_index,
+                        prev_term,
+                        entries,
+                        commit,
+                    },
+                    false,
+                );
                 more
             }
             _ => {
@@ -980,7 +1128,10 @@ impl RawNode {
                     panic!("entries before {next:?} are compacted but there is no snapshot");
                 };
                 let p = self.progress_mut(peer).expect("checked above");
-                p.state = ReplicationState::Snapshot { index: snapshot.meta.index, sent_at: now };
+                p.state = ReplicationState::Snapshot {
+                    index: snapshot.meta.index,
+                    sent_at: now,
+                };
                 p.inflight.clear();
                 self.send(peer, MessageBody::InstallSnapshot { snapshot }, false);
                 false
@@ -994,7 +1145,9 @@ impl RawNode {
         }
         let now = self.now;
         let last = self.log.last_index();
-        let Some(p) = self.progress_mut(from) else { return };
+        let Some(p) = self.progress_mut(from) else {
+            return;
+        };
         p.recent_active = true;
         match result {
             AppendResult::Accepted { match_index } => {
@@ -1007,7 +1160,11 @@ impl RawNode {
                 self.maybe_finish_transfer(from);
                 self.send_appends(from);
             }
-            AppendResult::Rejected { rejected_index, conflict_term, conflict_index } => {
+            AppendResult::Rejected {
+                rejected_index,
+                conflict_term,
+                conflict_index,
+            } => {
                 let stale = match p.state {
                     ReplicationState::Replicate => rejected_index <= p.match_index,
                     ReplicationState::Probe => rejected_index != p.next_index.prev(),
@@ -1036,14 +1193,19 @@ impl RawNode {
         let last = self.log.last_index();
         let stall_ms = 2 * self.cfg.heartbeat_interval_ms;
         let snapshot_retry_ms = 2 * self.cfg.election_timeout_max_ms;
-        let Some(p) = self.progress_mut(from) else { return };
+        let Some(p) = self.progress_mut(from) else {
+            return;
+        };
         p.recent_active = true;
         p.read_round_acked = p.read_round_acked.max(read_round);
         // Recover from lost Appends: a lagging follower whose acknowledgements stopped gets a fresh probe.
         match p.state {
             ReplicationState::Probe => p.probe_sent = false,
             ReplicationState::Replicate => {
-                if p.match_index < last && !p.inflight.is_empty() && now.since_ms(p.last_progress_at) >= stall_ms {
+                if p.match_index < last
+                    && !p.inflight.is_empty()
+                    && now.since_ms(p.last_progress_at) >= stall_ms
+                {
                     let next = p.match_index.next();
                     p.become_probe(next, now);
                 }
@@ -1061,7 +1223,9 @@ impl RawNode {
 
     /// Commits the highest index replicated on a majority, if it is of the current term (§5.4.2).
     fn maybe_commit(&mut self) {
-        let Some(ls) = self.leader_state.as_ref() else { return };
+        let Some(ls) = self.leader_state.as_ref() else {
+            return;
+        };
         let mut matches: Vec<LogIndex> = self
             .membership
             .voters
@@ -1096,7 +1260,10 @@ impl RawNode {
         }
         self.release_reads();
         // A leader removed from the configuration leads until the removal commits, then steps down (§4.2.2).
-        if self.membership_index <= self.log.commit() && !self.membership.is_voter(self.cfg.id) && self.role == Role::Leader {
+        if self.membership_index <= self.log.commit()
+            && !self.membership.is_voter(self.cfg.id)
+            && self.role == Role::Leader
+        {
             let term = self.term;
             self.become_follower(term, None);
         }
@@ -1107,55 +1274,94 @@ impl RawNode {
         let quorum = self.membership.quorum();
         let id = self.cfg.id;
         let lease_ms = match self.cfg.read_mode {
-            ReadMode::Lease { drift_bound_ppm } => {
-                Some(self.cfg.election_timeout_min_ms * (1_000_000 - drift_bound_ppm as u64) / 1_000_000)
-            }
+            ReadMode::Lease { drift_bound_ppm } => Some(
+                self.cfg.election_timeout_min_ms * (1_000_000 - drift_bound_ppm as u64) / 1_000_000,
+            ),
             ReadMode::ReadIndex => None,
         };
-        let Some(ls) = self.leader_state.as_mut() else { return };
+        let Some(ls) = self.leader_state.as_mut() else {
+            return;
+        };
         let mut acked: Vec<u64> = self
             .membership
             .voters
             .iter()
-            .map(|v| if *v == id { ls.read_round } else { ls.progress.get(v).map_or(0, |p| p.read_round_acked) })
+            .map(|v| {
+                if *v == id {
+                    ls.read_round
+                } else {
+                    ls.progress.get(v).map_or(0, |p| p.read_round_acked)
+                }
+            })
             .collect();
         if acked.is_empty() {
             return;
         }
         acked.sort_unstable_by(|a, b| b.cmp(a));
         let confirmed = acked[quorum - 1];
-        if let Some(sent) = ls.rounds_sent_at.iter().find(|(r, _)| *r == confirmed).map(|(_, t)| *t) {
+        if let Some(sent) = ls
+            .rounds_sent_at
+            .iter()
+            .find(|(r, _)| *r == confirmed)
+            .map(|(_, t)| *t)
+        {
             if lease_ms.is_some() {
                 ls.lease_from = Some(ls.lease_from.map_or(sent, |t| t.max(sent)));
             }
         }
-        while ls.rounds_sent_at.front().is_some_and(|(r, _)| *r < confirmed) {
+        while ls
+            .rounds_sent_at
+            .front()
+            .is_some_and(|(r, _)| *r < confirmed)
+        {
             ls.rounds_sent_at.pop_front();
         }
         if commit < ls.noop_index {
             return; // §6.4 step 1: the leader's commit index is current only once its no-op committed.
         }
-        while ls.pending_reads.front().is_some_and(|r| r.round <= confirmed) {
+        while ls
+            .pending_reads
+            .front()
+            .is_some_and(|r| r.round <= confirmed)
+        {
             let r = ls.pending_reads.pop_front().expect("checked non-empty");
-            self.read_states.push(ReadState { id: r.id, index: r.index });
+            self.read_states.push(ReadState {
+                id: r.id,
+                index: r.index,
+            });
         }
     }
 
     fn lease_valid(&self) -> bool {
-        let ReadMode::Lease { drift_bound_ppm } = self.cfg.read_mode else { return false };
-        let Some(ls) = self.leader_state.as_ref() else { return false };
+        let ReadMode::Lease { drift_bound_ppm } = self.cfg.read_mode else {
+            return false;
+        };
+        let Some(ls) = self.leader_state.as_ref() else {
+            return false;
+        };
         if ls.transfer.is_some() || self.log.commit() < ls.noop_index {
             return false;
         }
-        let lease_ms = self.cfg.election_timeout_min_ms * (1_000_000 - drift_bound_ppm as u64) / 1_000_000;
-        ls.lease_from.is_some_and(|from| self.now < from.add_ms(lease_ms))
+        let lease_ms =
+            self.cfg.election_timeout_min_ms * (1_000_000 - drift_bound_ppm as u64) / 1_000_000;
+        ls.lease_from
+            .is_some_and(|from| self.now < from.add_ms(lease_ms))
     }
 
     fn maybe_finish_transfer(&mut self, peer: NodeId) {
         let last = self.log.last_index();
-        let Some(ls) = self.leader_state.as_ref() else { return };
-        let Some((target, _)) = ls.transfer else { return };
-        if target == peer && ls.progress.get(&peer).is_some_and(|p| p.match_index == last) {
+        let Some(ls) = self.leader_state.as_ref() else {
+            return;
+        };
+        let Some((target, _)) = ls.transfer else {
+            return;
+        };
+        if target == peer
+            && ls
+                .progress
+                .get(&peer)
+                .is_some_and(|p| p.match_index == last)
+        {
             self.send(peer, MessageBody::TimeoutNow, false);
         }
     }
@@ -1172,7 +1378,14 @@ impl RawNode {
         self.reset_election_timer();
     }
 
-    fn handle_append(&mut self, from: NodeId, prev_index: LogIndex, prev_term: Term, entries: Vec<Entry>, commit: LogIndex) {
+    fn handle_append(
+        &mut self,
+        from: NodeId,
+        prev_index: LogIndex,
+        prev_term: Term,
+        entries: Vec<Entry>,
+        commit: LogIndex,
+    ) {
         if self.role == Role::Leader {
             return; // Two leaders in one term is impossible; the invariant checker would flag the sender.
         }
@@ -1181,7 +1394,10 @@ impl RawNode {
         let (prev_index, prev_term, entries) = if prev_index < committed {
             // Everything up to our commit index matches the leader's log (Log Matching + Leader Completeness):
             // skip the part of the message we already have committed.
-            let entries: Vec<Entry> = entries.into_iter().filter(|e| e.index > committed).collect();
+            let entries: Vec<Entry> = entries
+                .into_iter()
+                .filter(|e| e.index > committed)
+                .collect();
             match entries.first() {
                 Some(first) if first.index != committed.next() => {
                     self.accept(from, committed);
@@ -1189,19 +1405,33 @@ impl RawNode {
                 }
                 _ => {}
             }
-            (committed, self.log.term(committed).expect("commit index is in the log"), entries)
+            (
+                committed,
+                self.log
+                    .term(committed)
+                    .expect("commit index is in the log"),
+                entries,
+            )
         } else {
             (prev_index, prev_term, entries)
         };
         if self.log.term(prev_index) != Some(prev_term) {
             let (conflict_term, conflict_index) = self.log.conflict_hint(prev_index);
-            let result = AppendResult::Rejected { rejected_index: prev_index, conflict_term, conflict_index };
+            let result = AppendResult::Rejected {
+                rejected_index: prev_index,
+                conflict_term,
+                conflict_index,
+            };
             self.send(from, MessageBody::AppendResponse { result }, false);
             return;
         }
         let last_new = LogIndex(prev_index.0 + entries.len() as u64);
-        let touches_conf = entries.iter().any(|e| matches!(e.payload, EntryPayload::Conf(_)));
-        let truncated = self.log.merge_from_leader(entries, self.cfg.mutations.keep_conflicting_suffix);
+        let touches_conf = entries
+            .iter()
+            .any(|e| matches!(e.payload, EntryPayload::Conf(_)));
+        let truncated = self
+            .log
+            .merge_from_leader(entries, self.cfg.mutations.keep_conflicting_suffix);
         if touches_conf || truncated.is_some_and(|t| t <= self.membership_index) {
             self.refresh_membership();
         }
@@ -1253,7 +1483,12 @@ impl RawNode {
     // Helpers.
 
     fn send(&mut self, to: NodeId, body: MessageBody, after_persist: bool) {
-        let msg = Message { from: self.cfg.id, to, term: self.term, body };
+        let msg = Message {
+            from: self.cfg.id,
+            to,
+            term: self.term,
+            body,
+        };
         if after_persist {
             self.persisted_messages.push(msg);
         } else {
@@ -1262,7 +1497,12 @@ impl RawNode {
     }
 
     fn other_voters(&self) -> Vec<NodeId> {
-        self.membership.voters.iter().copied().filter(|&id| id != self.cfg.id).collect()
+        self.membership
+            .voters
+            .iter()
+            .copied()
+            .filter(|&id| id != self.cfg.id)
+            .collect()
     }
 
     fn progress(&self, peer: NodeId) -> Option<&Progress> {
@@ -1299,7 +1539,11 @@ impl RawNode {
                 _ => None,
             });
         let (index, membership) = found.unwrap_or_else(|| {
-            let m = self.snapshot.as_ref().map(|s| s.meta.membership.clone()).unwrap_or_default();
+            let m = self
+                .snapshot
+                .as_ref()
+                .map(|s| s.meta.membership.clone())
+                .unwrap_or_default();
             (self.log.snapshot_index(), m)
         });
         self.membership_index = index;
@@ -1313,7 +1557,9 @@ impl RawNode {
             ls.progress.retain(|id, _| self.membership.contains(*id));
             for id in self.membership.members() {
                 if id != self.cfg.id {
-                    ls.progress.entry(id).or_insert_with(|| Progress::new(last, now));
+                    ls.progress
+                        .entry(id)
+                        .or_insert_with(|| Progress::new(last, now));
                 }
             }
             ls.broadcast_wanted = true;

@@ -78,7 +78,9 @@ impl Progress {
         self.last_progress_at = now;
         match self.state {
             ReplicationState::Probe => self.become_replicate(),
-            ReplicationState::Snapshot { index: snap, .. } if index >= snap => self.become_replicate(),
+            ReplicationState::Snapshot { index: snap, .. } if index >= snap => {
+                self.become_replicate()
+            }
             _ => {}
         }
         true

@@ -17,7 +17,8 @@ const USAGE: &str = "usage: raft-sim [--seeds N] [--start S] [--seed S] [--fault
   --start S       first seed of the range (default 0)
   --seed S        run exactly this seed
   --fault-ms MS   simulated milliseconds of faults per seed (default 6000)
-  --mutation M    switch on a deliberate bug: commit-previous-term, forget-vote, keep-conflicting-suffix, stale-reads
+  --mutation M    switch on a deliberate bug: commit-previous-term, forget-vote, keep-conflicting-suffix, stale-reads,
+                  unconfirmed-leader-reads
   --trace         print every event (use with --seed)";
 
 struct Args {
@@ -29,12 +30,24 @@ struct Args {
 }
 
 fn parse() -> Result<Args, String> {
-    let default_count = std::env::var("RAFT_SIM_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let mut args = Args { start: 0, count: default_count, fault_ms: None, mutations: Mutations::default(), trace: false };
+    let default_count = std::env::var("RAFT_SIM_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let mut args = Args {
+        start: 0,
+        count: default_count,
+        fault_ms: None,
+        mutations: Mutations::default(),
+        trace: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
-        let number = |name: &str, v: String| v.parse::<u64>().map_err(|_| format!("{name} expects a non-negative integer, got {v:?}"));
+        let number = |name: &str, v: String| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name} expects a non-negative integer, got {v:?}"))
+        };
         match flag.as_str() {
             "--seeds" => args.count = number("--seeds", value("--seeds")?)?,
             "--start" => args.start = number("--start", value("--start")?)?,
@@ -48,6 +61,7 @@ fn parse() -> Result<Args, String> {
                 "forget-vote" => args.mutations.forget_vote_on_restart = true,
                 "keep-conflicting-suffix" => args.mutations.keep_conflicting_suffix = true,
                 "stale-reads" => args.mutations.stale_reads = true,
+                "unconfirmed-leader-reads" => args.mutations.unconfirmed_leader_reads = true,
                 other => return Err(format!("unknown mutation {other:?}")),
             },
             "--trace" => args.trace = true,
@@ -69,9 +83,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    println!("raft-sim: seeds {}..{} (mutations: {:?})", args.start, args.start + args.count, args.mutations);
+    println!(
+        "raft-sim: seeds {}..{} (mutations: {:?})",
+        args.start,
+        args.start + args.count,
+        args.mutations
+    );
     let started = Instant::now();
-    let (mut writes, mut reads, mut sim_ms, mut crashes, mut leaders, mut changes) = (0, 0, 0, 0, 0, 0);
+    let (mut writes, mut reads, mut sim_ms, mut crashes, mut leaders, mut changes) =
+        (0, 0, 0, 0, 0, 0);
     for seed in args.start..args.start + args.count {
         let mut opts = SimOptions::new(seed);
         opts.mutations = args.mutations;

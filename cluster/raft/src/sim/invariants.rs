@@ -71,7 +71,12 @@ impl Invariants {
     }
 
     /// Log Matching: an entry written to `node`'s durable log after an entry of term `prev_term`.
-    pub fn entry_persisted(&mut self, node: NodeId, entry: &Entry, prev_term: Term) -> Result<(), Violation> {
+    pub fn entry_persisted(
+        &mut self,
+        node: NodeId,
+        entry: &Entry,
+        prev_term: Term,
+    ) -> Result<(), Violation> {
         if entry.term < prev_term {
             return Err(Violation::new(
                 "log matching",
@@ -108,13 +113,18 @@ impl Invariants {
             self.committed.resize(commit.0 as usize + 1, None);
         }
         for i in from.0..=commit.0 {
-            let Some(term) = term_at(LogIndex(i)) else { continue };
+            let Some(term) = term_at(LogIndex(i)) else {
+                continue;
+            };
             let slot = &mut self.committed[i as usize];
             match *slot {
                 Some(t) if t != term => {
                     return Err(Violation::new(
                         "committed entries are never lost",
-                        format!("{node} committed {:?} with {term}, but {t} was committed there before", LogIndex(i)),
+                        format!(
+                            "{node} committed {:?} with {term}, but {t} was committed there before",
+                            LogIndex(i)
+                        ),
                     ));
                 }
                 _ => *slot = Some(term),
@@ -132,7 +142,12 @@ impl Invariants {
         snapshot_index: LogIndex,
         term_at: impl Fn(LogIndex) -> Option<Term>,
     ) -> Result<(), Violation> {
-        for (i, committed) in self.committed.iter().enumerate().skip(snapshot_index.0 as usize + 1) {
+        for (i, committed) in self
+            .committed
+            .iter()
+            .enumerate()
+            .skip(snapshot_index.0 as usize + 1)
+        {
             let Some(committed) = committed else { continue };
             let have = term_at(LogIndex(i as u64));
             if have != Some(*committed) {

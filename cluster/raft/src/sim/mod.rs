@@ -10,6 +10,7 @@
 //! `cargo run --release -p raft --bin raft-sim -- --seed N` (plus the `--mutation` it ran with, if any).
 
 pub mod invariants;
+pub mod script;
 
 use crate::config::{Config, Mutations, ReadMode};
 use crate::kv::{KvCommand, KvOp, KvOutput, KvStore};
@@ -44,20 +45,39 @@ pub struct SimOptions {
 impl SimOptions {
     /// Defaults for one seed: 6 simulated seconds of faults, 10 s to recover.
     pub fn new(seed: u64) -> SimOptions {
-        SimOptions { seed, fault_ms: 6_000, liveness_ms: 10_000, mutations: Mutations::default(), trace: false }
+        SimOptions {
+            seed,
+            fault_ms: 6_000,
+            liveness_ms: 10_000,
+            mutations: Mutations::default(),
+            trace: false,
+        }
     }
 
     /// The command that replays this run.
     pub fn replay_command(&self) -> String {
-        let mut cmd = format!("cargo run --release -p raft --bin raft-sim -- --seed {}", self.seed);
+        let mut cmd = format!(
+            "cargo run --release -p raft --bin raft-sim -- --seed {}",
+            self.seed
+        );
         if self.fault_ms != SimOptions::new(0).fault_ms {
             cmd.push_str(&format!(" --fault-ms {}", self.fault_ms));
         }
         for (on, name) in [
-            (self.mutations.commit_previous_term_by_count, "commit-previous-term"),
+            (
+                self.mutations.commit_previous_term_by_count,
+                "commit-previous-term",
+            ),
             (self.mutations.forget_vote_on_restart, "forget-vote"),
-            (self.mutations.keep_conflicting_suffix, "keep-conflicting-suffix"),
+            (
+                self.mutations.keep_conflicting_suffix,
+                "keep-conflicting-suffix",
+            ),
             (self.mutations.stale_reads, "stale-reads"),
+            (
+                self.mutations.unconfirmed_leader_reads,
+                "unconfirmed-leader-reads",
+            ),
         ] {
             if on {
                 cmd.push_str(&format!(" --mutation {name}"));
@@ -160,6 +180,9 @@ struct Params {
     fault_every_ms: u64,
     op_every_ms: u64,
     crash_before_persist: f64,
+    /// Chance of crashing right after a vote became durable (where vote-persistence bugs show).
+    crash_after_vote: f64,
+    check_quorum: bool,
 }
 
 impl Params {
@@ -173,7 +196,13 @@ impl Params {
             max_entries_per_message: *[1usize, 3, 16, 256].choose(rng).expect("non-empty"),
             max_inflight: *[1usize, 2, 8].choose(rng).expect("non-empty"),
             snapshot_every: *[5u64, 20, 100, u64::MAX].choose(rng).expect("non-empty"),
-            read_mode: if lease { ReadMode::Lease { drift_bound_ppm: 50_000 } } else { ReadMode::ReadIndex },
+            read_mode: if lease {
+                ReadMode::Lease {
+                    drift_bound_ppm: 50_000,
+                }
+            } else {
+                ReadMode::ReadIndex
+            },
             loss: rng.gen_range(0.0..0.15),
             duplicate: rng.gen_range(0.0..0.05),
             delay_min_ms,
@@ -185,6 +214,9 @@ impl Params {
             fault_every_ms: rng.gen_range(100..600),
             op_every_ms: rng.gen_range(3..20),
             crash_before_persist: rng.gen_range(0.0..0.004),
+            crash_after_vote: rng.gen_range(0.0..0.3),
+            // Without check-quorum there is no leader stickiness; lease reads need it.
+            check_quorum: lease || rng.gen_bool(0.7),
         }
     }
 }
@@ -299,13 +331,17 @@ impl Sim {
             cfg.max_entries_per_message = params.max_entries_per_message;
             cfg.max_inflight_messages = params.max_inflight;
             cfg.read_mode = params.read_mode;
+            cfg.check_quorum = params.check_quorum;
             cfg.promotion_lag_max_entries = 10;
             // Backpressure: with one entry per message and one in flight, clients outpace replication.
             cfg.max_uncommitted_entries = 64;
             cfg.rng_seed = rng.gen();
             cfg.mutations = opts.mutations;
             let raw = if id.0 <= params.voters as u64 {
-                Some(RawNode::bootstrap(cfg.clone(), membership.clone(), Instant(0)).expect("valid config"))
+                Some(
+                    RawNode::bootstrap(cfg.clone(), membership.clone(), Instant(0))
+                        .expect("valid config"),
+                )
             } else {
                 None // A spare: started when it is added to the cluster.
             };
@@ -325,7 +361,11 @@ impl Sim {
                 },
             );
         }
-        let report = SimReport { seed: opts.seed, nodes: params.voters, ..SimReport::default() };
+        let report = SimReport {
+            seed: opts.seed,
+            nodes: params.voters,
+            ..SimReport::default()
+        };
         Sim {
             loss: params.loss,
             duplicate: params.duplicate,
@@ -371,7 +411,12 @@ impl Sim {
         let mut next_fault = self.params.fault_every_ms;
         let mut next_op = 0;
         loop {
-            let next_msg = self.net.queue.peek().map(|Reverse((t, _))| *t).unwrap_or(u64::MAX);
+            let next_msg = self
+                .net
+                .queue
+                .peek()
+                .map(|Reverse((t, _))| *t)
+                .unwrap_or(u64::MAX);
             self.now = next_msg.min(next_tick);
             if self.now >= deadline {
                 return Err(Violation::new(
@@ -385,7 +430,11 @@ impl Sim {
             }
             if next_msg <= self.now {
                 let Reverse((_, seq)) = self.net.queue.pop().expect("peeked");
-                let msg = self.net.in_flight.remove(&seq).expect("queued message is in flight");
+                let msg = self
+                    .net
+                    .in_flight
+                    .remove(&seq)
+                    .expect("queued message is in flight");
                 self.deliver(msg)?;
                 continue;
             }
@@ -449,7 +498,9 @@ impl Sim {
             }
             return Ok(());
         }
-        let Some(raw) = node.raw.as_mut() else { return Ok(()) };
+        let Some(raw) = node.raw.as_mut() else {
+            return Ok(());
+        };
         raw.tick(now);
         self.process_ready(id)
     }
@@ -465,9 +516,19 @@ impl Sim {
         }
         self.report.messages_delivered += 1;
         if self.opts.trace {
-            self.event(format!("deliver {} -> {} {} {:?}", msg.from, msg.to, msg.term, msg.body.kind()));
+            self.event(format!(
+                "deliver {} -> {} {} {:?}",
+                msg.from,
+                msg.to,
+                msg.term,
+                msg.body.kind()
+            ));
         }
-        let raw = self.nodes.get_mut(&to).and_then(|n| n.raw.as_mut()).expect("checked above");
+        let raw = self
+            .nodes
+            .get_mut(&to)
+            .and_then(|n| n.raw.as_mut())
+            .expect("checked above");
         raw.step(msg, now);
         self.process_ready(to)
     }
@@ -476,12 +537,17 @@ impl Sim {
         if self.net.blocked.contains(&(msg.from, msg.to)) || self.rng.gen_bool(self.loss) {
             return;
         }
-        let copies = if self.rng.gen_bool(self.duplicate) { 2 } else { 1 };
+        let copies = if self.rng.gen_bool(self.duplicate) {
+            2
+        } else {
+            1
+        };
         for _ in 0..copies {
             let delay = if !self.healed && self.rng.gen_bool(self.params.slow) {
                 self.rng.gen_range(0..self.params.slow_max_ms)
             } else {
-                self.rng.gen_range(self.params.delay_min_ms..=self.params.delay_max_ms)
+                self.rng
+                    .gen_range(self.params.delay_min_ms..=self.params.delay_max_ms)
             };
             let at = self.now + delay;
             let seq = self.net.next_seq;
@@ -497,7 +563,9 @@ impl Sim {
         loop {
             self.observe(id)?;
             let node = self.nodes.get_mut(&id).expect("known node");
-            let Some(raw) = node.raw.as_mut() else { return Ok(()) };
+            let Some(raw) = node.raw.as_mut() else {
+                return Ok(());
+            };
             if !raw.has_ready() {
                 return Ok(());
             }
@@ -513,7 +581,10 @@ impl Sim {
                 }
                 let mut prev_term = match &ready.snapshot {
                     Some(s) if first.index == s.meta.index.next() => s.meta.term,
-                    _ => raw.log().term(first.index.prev()).expect("entry before an unpersisted entry is known"),
+                    _ => raw
+                        .log()
+                        .term(first.index.prev())
+                        .expect("entry before an unpersisted entry is known"),
                 };
                 for entry in &ready.entries {
                     self.inv.entry_persisted(id, entry, prev_term)?;
@@ -536,9 +607,14 @@ impl Sim {
             let node = self.nodes.get_mut(&id).expect("known node");
             node.disk.persist(&ready);
             if let Some(snapshot) = &ready.snapshot {
-                node.kv.restore(&snapshot.data).expect("snapshots made by KvStore restore");
+                node.kv
+                    .restore(&snapshot.data)
+                    .expect("snapshots made by KvStore restore");
                 self.report.snapshots_installed += 1;
-                self.event(format!("{id} installed snapshot at {:?}", snapshot.meta.index));
+                self.event(format!(
+                    "{id} installed snapshot at {:?}",
+                    snapshot.meta.index
+                ));
             }
             for msg in ready.persisted_messages.iter().cloned() {
                 self.send(msg);
@@ -553,9 +629,24 @@ impl Sim {
             for read in &ready.failed_reads {
                 self.pending_reads.remove(read);
             }
+            let voted = ready
+                .hard_state
+                .is_some_and(|hs| hs.vote.is_some_and(|v| v != id));
             let node = self.nodes.get_mut(&id).expect("known node");
             let raw = node.raw.as_mut().expect("still up");
             raw.advance(ready);
+            if voted && !self.healed && self.rng.gen_bool(self.params.crash_after_vote) {
+                let restart_in = self.rng.gen_range(0..self.params.delay_max_ms + 1);
+                self.event(format!(
+                    "crash {id} right after persisting its vote, restart in {restart_in} ms"
+                ));
+                let node = self.nodes.get_mut(&id).expect("known node");
+                node.raw = None;
+                node.restart_at = Some(self.now + restart_in);
+                self.report.crashes += 1;
+                self.crash_cleanup(id);
+                return Ok(());
+            }
             self.serve_reads(id)?;
             self.maybe_compact(id);
         }
@@ -569,7 +660,10 @@ impl Sim {
                 let output = node.kv.apply(entry.index, data);
                 if let Some(pending) = self.pending_writes.remove(&(id, entry.index)) {
                     if pending.term == entry.term {
-                        assert!(!matches!(output, KvOutput::Malformed), "sim commands are well-formed");
+                        assert!(
+                            !matches!(output, KvOutput::Malformed),
+                            "sim commands are well-formed"
+                        );
                         self.acknowledged.push((entry.index, entry_digest(entry)));
                         self.report.writes_acknowledged += 1;
                         if pending.probe {
@@ -582,7 +676,10 @@ impl Sim {
                 if entry.index > LogIndex(1) && self.conf_changes.insert(entry.index) {
                     self.report.membership_changes += 1;
                     let m = m.clone();
-                    self.event(format!("{id} applied configuration {m:?} at {:?}", entry.index));
+                    self.event(format!(
+                        "{id} applied configuration {m:?} at {:?}",
+                        entry.index
+                    ));
                 }
             }
             EntryPayload::Noop => {}
@@ -592,12 +689,19 @@ impl Sim {
 
     fn serve_reads(&mut self, id: NodeId) -> Result<(), Violation> {
         let node = self.nodes.get_mut(&id).expect("known node");
-        let Some(raw) = node.raw.as_ref() else { return Ok(()) };
+        let Some(raw) = node.raw.as_ref() else {
+            return Ok(());
+        };
         let applied = raw.log().applied();
-        let (ready, waiting): (Vec<_>, Vec<_>) = node.waiting_reads.drain(..).partition(|(_, index)| *index <= applied);
+        let (ready, waiting): (Vec<_>, Vec<_>) = node
+            .waiting_reads
+            .drain(..)
+            .partition(|(_, index)| *index <= applied);
         node.waiting_reads = waiting;
         for (read_id, _) in ready {
-            let Some(read) = self.pending_reads.remove(&read_id) else { continue };
+            let Some(read) = self.pending_reads.remove(&read_id) else {
+                continue;
+            };
             let node = &self.nodes[&id];
             let value = node.kv.get(&read.key).cloned();
             if applied < read.min_index {
@@ -623,9 +727,14 @@ impl Sim {
             return;
         }
         let data = node.kv.snapshot();
-        let meta = raw.compact(applied, data.clone()).expect("applied index can be compacted");
+        let meta = raw
+            .compact(applied, data.clone())
+            .expect("applied index can be compacted");
         // The snapshot is made durable first, then the log is trimmed (as a real node would).
-        node.disk.snapshot = Some(Snapshot { meta: meta.clone(), data: std::sync::Arc::new(data) });
+        node.disk.snapshot = Some(Snapshot {
+            meta: meta.clone(),
+            data: std::sync::Arc::new(data),
+        });
         node.disk.entries.retain(|e| e.index > meta.index);
     }
 
@@ -641,7 +750,9 @@ impl Sim {
             }
         };
         let node = self.nodes.get_mut(&id).expect("known node");
-        let Some(raw) = node.raw.as_ref() else { return Ok(()) };
+        let Some(raw) = node.raw.as_ref() else {
+            return Ok(());
+        };
         let commit = raw.log().commit();
         if commit > node.checked_commit {
             let from = node.checked_commit.next().max(raw.log().snapshot_index());
@@ -662,7 +773,8 @@ impl Sim {
             if node.leader_term_seen != Some(term) {
                 node.leader_term_seen = Some(term);
                 let log = raw.log();
-                self.inv.leader_complete(id, term, log.snapshot_index(), |i| log.term(i))?;
+                self.inv
+                    .leader_complete(id, term, log.snapshot_index(), |i| log.term(i))?;
                 self.report.leader_terms += 1;
                 self.recent_event_leader(id, term);
             }
@@ -671,7 +783,9 @@ impl Sim {
                 if t == term && last < prev_last {
                     return Err(Violation::new(
                         "leaders only append",
-                        format!("leader {id} of {term} shrank its log from {prev_last:?} to {last:?}"),
+                        format!(
+                            "leader {id} of {term} shrank its log from {prev_last:?} to {last:?}"
+                        ),
                     ));
                 }
             }
@@ -725,9 +839,14 @@ impl Sim {
             entries: node.disk.entries.clone(),
         };
         if let Some(snapshot) = &persisted.snapshot {
-            node.kv.restore(&snapshot.data).expect("snapshots made by KvStore restore");
+            node.kv
+                .restore(&snapshot.data)
+                .expect("snapshots made by KvStore restore");
         }
-        node.checked_commit = persisted.snapshot.as_ref().map_or(LogIndex(0), |s| s.meta.index);
+        node.checked_commit = persisted
+            .snapshot
+            .as_ref()
+            .map_or(LogIndex(0), |s| s.meta.index);
         node.raw = Some(RawNode::restart(node.cfg.clone(), persisted, now).expect("valid config"));
         self.event(format!("restart {id}"));
         self.process_ready(id)
@@ -739,20 +858,31 @@ impl Sim {
     fn current_leader(&self) -> Option<NodeId> {
         self.nodes
             .iter()
-            .filter_map(|(&id, n)| n.raw.as_ref().filter(|r| r.role() == Role::Leader).map(|r| (r.term(), id)))
+            .filter_map(|(&id, n)| {
+                n.raw
+                    .as_ref()
+                    .filter(|r| r.role() == Role::Leader)
+                    .map(|r| (r.term(), id))
+            })
             .max()
             .map(|(_, id)| id)
     }
 
     fn live_ids(&self) -> Vec<NodeId> {
-        self.nodes.iter().filter(|(_, n)| n.raw.is_some()).map(|(&id, _)| id).collect()
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.raw.is_some())
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     fn cluster_ids(&self) -> Vec<NodeId> {
         // Nodes that have been started at least once (initial voters and spares added so far).
         self.nodes
             .iter()
-            .filter(|(_, n)| n.raw.is_some() || n.restart_at.is_some() || n.disk.hard_state.term > Term(0))
+            .filter(|(_, n)| {
+                n.raw.is_some() || n.restart_at.is_some() || n.disk.hard_state.term > Term(0)
+            })
             .map(|(&id, _)| id)
             .collect()
     }
@@ -765,8 +895,10 @@ impl Sim {
                 // Partition into random groups (sometimes isolating the leader).
                 let groups = self.rng.gen_range(2..=3);
                 let leader = self.current_leader();
-                let mut assignment: BTreeMap<NodeId, usize> =
-                    ids.iter().map(|&id| (id, self.rng.gen_range(0..groups))).collect();
+                let mut assignment: BTreeMap<NodeId, usize> = ids
+                    .iter()
+                    .map(|&id| (id, self.rng.gen_range(0..groups)))
+                    .collect();
                 if let (Some(l), true) = (leader, self.rng.gen_bool(0.5)) {
                     for (id, g) in assignment.iter_mut() {
                         *g = usize::from(*id == l);
@@ -800,7 +932,11 @@ impl Sim {
             }
             40..=54 => {
                 let live = self.live_ids();
-                let target = if self.rng.gen_bool(0.5) { self.current_leader() } else { live.choose(&mut self.rng).copied() };
+                let target = if self.rng.gen_bool(0.5) {
+                    self.current_leader()
+                } else {
+                    live.choose(&mut self.rng).copied()
+                };
                 if let Some(id) = target {
                     self.crash(id);
                 }
@@ -827,7 +963,11 @@ impl Sim {
                         .collect();
                     if let Some(&target) = voters.choose(&mut self.rng) {
                         let now = self.node_now(leader);
-                        let raw = self.nodes.get_mut(&leader).and_then(|n| n.raw.as_mut()).expect("leader is up");
+                        let raw = self
+                            .nodes
+                            .get_mut(&leader)
+                            .and_then(|n| n.raw.as_mut())
+                            .expect("leader is up");
                         if raw.transfer_leadership(target, now).is_ok() {
                             self.event(format!("transfer leadership {leader} -> {target}"));
                         }
@@ -838,19 +978,34 @@ impl Sim {
             _ => {
                 self.loss = self.rng.gen_range(0.0..0.3);
                 self.duplicate = self.rng.gen_range(0.0..0.1);
-                self.event(format!("link loss {:.2} duplication {:.2}", self.loss, self.duplicate));
+                self.event(format!(
+                    "link loss {:.2} duplication {:.2}",
+                    self.loss, self.duplicate
+                ));
             }
         }
         Ok(())
     }
 
     fn membership_change(&mut self) -> Result<(), Violation> {
-        let Some(leader) = self.current_leader() else { return Ok(()) };
-        let membership = self.nodes[&leader].raw.as_ref().expect("leader is up").membership().clone();
+        let Some(leader) = self.current_leader() else {
+            return Ok(());
+        };
+        let membership = self.nodes[&leader]
+            .raw
+            .as_ref()
+            .expect("leader is up")
+            .membership()
+            .clone();
         let spare = self
             .nodes
             .iter()
-            .find(|(_, n)| n.raw.is_none() && n.restart_at.is_none() && n.disk.hard_state.term == Term(0) && n.disk.entries.is_empty())
+            .find(|(_, n)| {
+                n.raw.is_none()
+                    && n.restart_at.is_none()
+                    && n.disk.hard_state.term == Term(0)
+                    && n.disk.entries.is_empty()
+            })
             .map(|(&id, _)| id)
             .filter(|id| !membership.contains(*id));
         let change = if let Some(&learner) = membership.learners.iter().next() {
@@ -867,7 +1022,11 @@ impl Sim {
             return Ok(());
         };
         let now = self.node_now(leader);
-        let raw = self.nodes.get_mut(&leader).and_then(|n| n.raw.as_mut()).expect("leader is up");
+        let raw = self
+            .nodes
+            .get_mut(&leader)
+            .and_then(|n| n.raw.as_mut())
+            .expect("leader is up");
         let result = raw.propose_conf_change(change, now);
         self.event(format!("{leader} proposes {change:?}: {result:?}"));
         if let (Ok(_), ConfChange::AddLearner(id)) = (&result, change) {
@@ -913,16 +1072,36 @@ impl Sim {
             self.next_value += 1;
             let seq = self.next_seq;
             self.next_seq += 1;
-            let command = KvCommand { client: 1, seq, op: KvOp::Put { key, value } }.encode();
-            let raw = self.nodes.get_mut(&target).and_then(|n| n.raw.as_mut()).expect("live");
+            let command = KvCommand {
+                client: 1,
+                seq,
+                op: KvOp::Put { key, value },
+            }
+            .encode();
+            let raw = self
+                .nodes
+                .get_mut(&target)
+                .and_then(|n| n.raw.as_mut())
+                .expect("live");
             if let Ok((index, term)) = raw.propose(command, now) {
-                self.pending_writes.insert((target, index), PendingWrite { term, probe });
+                self.pending_writes
+                    .insert((target, index), PendingWrite { term, probe });
             }
         } else {
             let id = self.next_read_id;
             self.next_read_id += 1;
-            self.pending_reads.insert(id, PendingRead { key, min_index: self.inv.max_commit() });
-            let raw = self.nodes.get_mut(&target).and_then(|n| n.raw.as_mut()).expect("live");
+            self.pending_reads.insert(
+                id,
+                PendingRead {
+                    key,
+                    min_index: self.inv.max_commit(),
+                },
+            );
+            let raw = self
+                .nodes
+                .get_mut(&target)
+                .and_then(|n| n.raw.as_mut())
+                .expect("live");
             raw.read_index(id, now);
         }
         self.process_ready(target)
@@ -934,11 +1113,23 @@ impl Sim {
     /// After healing: done once a write proposed after the heal is acknowledged and every voter of the
     /// leader's configuration has applied it.
     fn check_converged(&mut self) -> Result<bool, Violation> {
-        let Some(index) = self.probe_acked_at else { return Ok(false) };
-        let Some(leader) = self.current_leader() else { return Ok(false) };
-        let membership = self.nodes[&leader].raw.as_ref().expect("leader is up").membership().clone();
+        let Some(index) = self.probe_acked_at else {
+            return Ok(false);
+        };
+        let Some(leader) = self.current_leader() else {
+            return Ok(false);
+        };
+        let membership = self.nodes[&leader]
+            .raw
+            .as_ref()
+            .expect("leader is up")
+            .membership()
+            .clone();
         let all_applied = membership.members().all(|id| {
-            self.nodes[&id].raw.as_ref().is_some_and(|r| r.log().applied() >= index)
+            self.nodes[&id]
+                .raw
+                .as_ref()
+                .is_some_and(|r| r.log().applied() >= index)
         });
         Ok(all_applied)
     }
@@ -955,11 +1146,20 @@ impl Sim {
             }
         }
         // All voters' state machines agree where they have applied the same prefix.
-        let leader = self.current_leader().expect("converged means a leader exists");
+        let leader = self
+            .current_leader()
+            .expect("converged means a leader exists");
         let leader_kv = self.nodes[&leader].kv.clone();
-        let leader_applied = self.nodes[&leader].raw.as_ref().expect("up").log().applied();
+        let leader_applied = self.nodes[&leader]
+            .raw
+            .as_ref()
+            .expect("up")
+            .log()
+            .applied();
         for (id, node) in &self.nodes {
-            let Some(raw) = node.raw.as_ref() else { continue };
+            let Some(raw) = node.raw.as_ref() else {
+                continue;
+            };
             if raw.log().applied() == leader_applied && node.kv.iter().ne(leader_kv.iter()) {
                 return Err(Violation::new(
                     "state machine safety",
