@@ -90,7 +90,7 @@ struct Session {
 }
 
 /// The key/value map plus the client session table.
-#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct KvStore {
     data: BTreeMap<String, String>,
     sessions: BTreeMap<u64, Session>,
@@ -104,8 +104,10 @@ impl KvStore {
     /// An empty store keeping at most `max_sessions` client sessions.
     pub fn new(max_sessions: usize) -> KvStore {
         KvStore {
+            data: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             max_sessions: max_sessions.max(1),
-            ..KvStore::default()
+            applied: LogIndex(0),
         }
     }
 
@@ -166,6 +168,13 @@ impl KvStore {
                 .expect("non-empty");
             self.sessions.remove(&oldest);
         }
+    }
+}
+
+impl Default for KvStore {
+    /// An empty store keeping up to 10,000 client sessions.
+    fn default() -> Self {
+        KvStore::new(10_000)
     }
 }
 

@@ -547,8 +547,12 @@ impl RawNode {
             return Err(ProposeError::ConfChangeInProgress);
         }
         if let ConfChange::PromoteLearner(id) = change {
+            // Caught up: it holds the entry that added it (so it is really receiving the log) and is within
+            // the allowed lag of the leader's last entry.
             let caught_up = ls.progress.get(&id).is_some_and(|p| {
-                p.match_index.0 + self.cfg.promotion_lag_max_entries >= self.log.last_index().0
+                p.match_index >= self.membership_index
+                    && p.match_index.0 + self.cfg.promotion_lag_max_entries
+                        >= self.log.last_index().0
             });
             if self.membership.learners.contains(&id) && !caught_up {
                 return Err(ProposeError::LearnerBehind(id));
@@ -994,6 +998,8 @@ impl RawNode {
             }
         }
         let ls = self.leader_state.as_mut().expect("leader has leader state");
+        ls.progress
+            .retain(|_, p| p.departing_until.is_none_or(|until| now < until));
         if now >= ls.heartbeat_due {
             ls.round_wanted = true;
         }
@@ -1554,7 +1560,16 @@ impl RawNode {
         if let Some(ls) = self.leader_state.as_mut() {
             let last = self.log.last_index();
             let now = self.now;
-            ls.progress.retain(|id, _| self.membership.contains(*id));
+            // A removed node keeps receiving the log for a grace period, so it learns (by applying the
+            // committed change) that it was removed and can stop, instead of campaigning forever.
+            let grace_until = now.add_ms(10 * self.cfg.election_timeout_max_ms);
+            for (id, p) in ls.progress.iter_mut() {
+                p.departing_until = if self.membership.contains(*id) {
+                    None
+                } else {
+                    p.departing_until.or(Some(grace_until))
+                };
+            }
             for id in self.membership.members() {
                 if id != self.cfg.id {
                     ls.progress

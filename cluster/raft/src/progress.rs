@@ -38,6 +38,8 @@ pub struct Progress {
     pub read_round_acked: u64,
     /// When `match_index` last advanced (or replication to it was last restarted).
     pub last_progress_at: Instant,
+    /// Set for a node removed from the configuration: it is still sent the log until then.
+    pub departing_until: Option<Instant>,
 }
 
 impl Progress {
@@ -53,6 +55,7 @@ impl Progress {
             recent_active: false,
             read_round_acked: 0,
             last_progress_at: now,
+            departing_until: None,
         }
     }
 

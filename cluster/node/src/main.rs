@@ -1,0 +1,456 @@
+//! The `raft-node` binary: run a node, make certificates, inspect and change a cluster.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use raft_node::client::{admin, Client, ClientOptions, Outcome};
+use raft_node::config::{Bug, FileConfig, FsyncMode};
+use raft_node::protocol::{Request, Response};
+use raft_node::server::{self, Exit};
+use raft_node::status;
+use raft_transport::{
+    generate_cluster_certs, CertAuthority, CertValidity, ClusterCertSpec, Credentials, NodeSpec,
+    PeerIdentity, TransportConfig,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+#[derive(Parser)]
+#[command(
+    name = "raft-node",
+    version,
+    about = "A durable Raft key/value server over QUIC with mutual TLS"
+)]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a node.
+    ///
+    /// Example: raft-node run --id 1 --listen 127.0.0.1:7001 --data-dir data/n1 --certs certs
+    ///   --peer 1=127.0.0.1:7001 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003
+    Run(Box<RunArgs>),
+    /// Make a cluster CA and certificates for nodes and clients.
+    ///
+    /// Example: raft-node certs --out certs --node 1=127.0.0.1:7001 --node 2=127.0.0.1:7002 --client admin
+    Certs(CertsArgs),
+    /// Print one table with the status of every node.
+    ///
+    /// Example: raft-node status --certs certs 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
+    Status(StatusArgs),
+    /// Read or write keys: get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED|- NEW.
+    ///
+    /// Example: raft-node kv --certs certs --node 127.0.0.1:7001 put greeting hello
+    Kv(KvArgs),
+    /// Remove a member from the cluster.
+    Remove(MemberArgs),
+    /// Hand leadership to another voter.
+    Transfer(MemberArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// TOML configuration file; flags override its values.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// This node's id (a positive integer).
+    #[arg(long)]
+    id: Option<u64>,
+    /// UDP address to listen on.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Address peers and clients should use (default: --listen).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
+    /// Data directory (WAL, snapshots).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Certificates folder (ca.pem, node-<id>.pem, node-<id>.key).
+    #[arg(long = "certs")]
+    certs_dir: Option<PathBuf>,
+    /// An initial member, ID=ADDR; repeat for each (bootstraps a new cluster with exactly these voters).
+    #[arg(long = "peer", value_parser = parse_peer)]
+    peers: Vec<(u64, SocketAddr)>,
+    /// Join an existing cluster through any member.
+    #[arg(long)]
+    join: Option<SocketAddr>,
+    /// Heartbeat interval (e.g. 50ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    heartbeat_interval: Option<Duration>,
+    /// Minimum election timeout (e.g. 150ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    election_timeout_min: Option<Duration>,
+    /// Maximum election timeout (e.g. 300ms).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    election_timeout_max: Option<Duration>,
+    /// read-index (default) or lease.
+    #[arg(long)]
+    read_mode: Option<String>,
+    /// always (default) or never — never is for benchmarks only.
+    #[arg(long, value_parser = parse_fsync)]
+    fsync: Option<FsyncMode>,
+    /// Take a snapshot every N applied entries.
+    #[arg(long)]
+    snapshot_interval_entries: Option<u64>,
+    /// Switch on a deliberate bug (stale-read) to test the chaos tool. Never in production.
+    #[arg(long = "bug", value_parser = Bug::parse)]
+    bugs: Vec<Bug>,
+    /// Cluster id (must match the other nodes and clients).
+    #[arg(long)]
+    cluster_id: Option<u64>,
+}
+
+#[derive(Args)]
+struct CertsArgs {
+    /// Output folder (created). If it already holds ca.pem and ca.key, that CA issues the new certificates.
+    #[arg(long)]
+    out: PathBuf,
+    /// A node, ID=ADDR; repeat.
+    #[arg(long = "node", value_parser = parse_peer, required = true)]
+    nodes: Vec<(u64, SocketAddr)>,
+    /// A client name; repeat (default: admin).
+    #[arg(long = "client")]
+    clients: Vec<String>,
+    /// How long the certificates are valid from now (e.g. 365d, 1h).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "365d")]
+    valid_for: Duration,
+}
+
+#[derive(Args)]
+struct ClientArgs {
+    /// Certificates folder.
+    #[arg(long = "certs", default_value = "certs")]
+    certs_dir: PathBuf,
+    /// Client certificate name (client-<name>.pem).
+    #[arg(long, default_value = "admin")]
+    client: String,
+    /// Cluster id.
+    #[arg(long, default_value_t = 1)]
+    cluster_id: u64,
+    /// Timeout per request.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    timeout: Duration,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Node addresses.
+    #[arg(required = true)]
+    addrs: Vec<SocketAddr>,
+}
+
+#[derive(Args)]
+struct KvArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// A node address; repeat (any member works).
+    #[arg(long = "node", required = true)]
+    nodes: Vec<SocketAddr>,
+    /// get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED|- NEW
+    #[arg(required = true, num_args = 2..=4)]
+    op: Vec<String>,
+}
+
+#[derive(Args)]
+struct MemberArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// The member (to remove, or to transfer leadership to).
+    #[arg(long)]
+    id: u64,
+    /// Node addresses (any member works).
+    #[arg(required = true)]
+    addrs: Vec<SocketAddr>,
+}
+
+fn parse_peer(s: &str) -> Result<(u64, SocketAddr), String> {
+    let (id, addr) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected ID=ADDR, got {s:?}"))?;
+    let id = id
+        .parse()
+        .map_err(|_| format!("expected a node id before '=', got {id:?}"))?;
+    let addr = addr
+        .parse()
+        .map_err(|_| format!("expected an address like 127.0.0.1:7001 after '=', got {addr:?}"))?;
+    Ok((id, addr))
+}
+
+fn parse_fsync(s: &str) -> Result<FsyncMode, String> {
+    match s {
+        "always" => Ok(FsyncMode::Always),
+        "never" => Ok(FsyncMode::Never),
+        other => Err(format!("expected always or never, got {other:?}")),
+    }
+}
+
+fn init_logs(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run(*args).await,
+            Command::Certs(args) => certs(args).map(|()| ExitCode::SUCCESS),
+            Command::Status(args) => status_cmd(args).await,
+            Command::Kv(args) => kv(args).await,
+            Command::Remove(args) => member(args, true).await,
+            Command::Transfer(args) => member(args, false).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> Result<ExitCode> {
+    let mut file = match &args.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    file.id = args.id.or(file.id);
+    file.listen = args.listen.or(file.listen);
+    file.advertise = args.advertise.or(file.advertise);
+    file.data_dir = args.data_dir.or(file.data_dir);
+    file.certs_dir = args.certs_dir.or(file.certs_dir);
+    if !args.peers.is_empty() {
+        file.peers = Some(args.peers.into_iter().collect());
+    }
+    file.join = args.join.or(file.join);
+    file.heartbeat_interval = args.heartbeat_interval.or(file.heartbeat_interval);
+    file.election_timeout_min = args.election_timeout_min.or(file.election_timeout_min);
+    file.election_timeout_max = args.election_timeout_max.or(file.election_timeout_max);
+    file.read_mode = args.read_mode.or(file.read_mode);
+    file.fsync = args.fsync.or(file.fsync);
+    file.snapshot_interval_entries = args
+        .snapshot_interval_entries
+        .or(file.snapshot_interval_entries);
+    if !args.bugs.is_empty() {
+        file.bugs = Some(args.bugs);
+    }
+    file.cluster_id = args.cluster_id.or(file.cluster_id);
+    let cfg = file.resolve()?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        }
+        let _ = stop_tx.send(true);
+    });
+    match server::run(cfg, stop_rx).await {
+        Ok(Exit::Shutdown) | Ok(Exit::Removed) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!(error = %e, "node stopped");
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn certs(args: CertsArgs) -> Result<()> {
+    let now = SystemTime::now();
+    let validity = CertValidity::new(now - Duration::from_secs(3600), now + args.valid_for)?;
+    let clients = if args.clients.is_empty() && !args.out.join("ca.pem").exists() {
+        vec!["admin".to_string()]
+    } else {
+        args.clients
+    };
+    let nodes: Vec<NodeSpec> = args
+        .nodes
+        .iter()
+        .map(|(id, addr)| NodeSpec {
+            id: *id,
+            addrs: vec![addr.ip()],
+        })
+        .collect();
+    if args.out.join("ca.pem").exists() {
+        // Extend an existing cluster: issue the new certificates with its CA (for a node that will join).
+        let ca = CertAuthority::load(&args.out)
+            .with_context(|| format!("loading the CA in {}", args.out.display()))?;
+        for node in &nodes {
+            ca.issue_node(node, validity)?.write(&args.out)?;
+        }
+        for name in &clients {
+            ca.issue_client(name, validity)?.write(&args.out)?;
+        }
+        println!(
+            "issued {} certificates with the existing CA in {}",
+            nodes.len() + clients.len(),
+            args.out.display()
+        );
+        return Ok(());
+    }
+    let spec = ClusterCertSpec {
+        ca_name: format!(
+            "raft-node cluster CA ({})",
+            humantime::format_rfc3339_seconds(now)
+        ),
+        nodes,
+        clients,
+        validity,
+    };
+    let files = generate_cluster_certs(&args.out, &spec)
+        .with_context(|| format!("writing certificates into {}", args.out.display()))?;
+    println!(
+        "wrote the cluster CA and {} node and {} client certificates into {} (keys mode 0600)",
+        files.nodes.len(),
+        files.clients.len(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn client_endpoint(args: &ClientArgs) -> Result<raft_transport::ClientEndpoint> {
+    let creds = Credentials::load(&args.certs_dir, &PeerIdentity::Client(args.client.clone()))
+        .with_context(|| {
+            format!(
+                "loading client certificate {:?} from {}",
+                args.client,
+                args.certs_dir.display()
+            )
+        })?;
+    Ok(raft_transport::ClientEndpoint::bind(
+        "127.0.0.1:0".parse()?,
+        &creds,
+        args.cluster_id,
+        TransportConfig::default(),
+    )?)
+}
+
+async fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
+    let endpoint = client_endpoint(&args.client)?;
+    let (reports, summary) = status::collect(&endpoint, &args.addrs, args.client.timeout).await;
+    if args.json {
+        let nodes: Vec<serde_json::Value> = reports
+            .iter()
+            .map(|r| match &r.status {
+                Ok(s) => serde_json::json!({"addr": r.addr.to_string(), "up": true, "status": s}),
+                Err(e) => serde_json::json!({"addr": r.addr.to_string(), "up": false, "error": e}),
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"nodes": nodes, "summary": summary}))?
+        );
+    } else {
+        print!("{}", status::render(&reports, &summary));
+    }
+    endpoint.close().await;
+    Ok(if summary.up == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn client(args: &ClientArgs, nodes: &[SocketAddr]) -> Result<Client> {
+    let options = ClientOptions {
+        request_timeout: args.timeout,
+        cluster_id: args.cluster_id,
+        ..ClientOptions::default()
+    };
+    Ok(Client::connect(
+        nodes,
+        &args.certs_dir,
+        &args.client,
+        options,
+    )?)
+}
+
+fn report<T: std::fmt::Debug>(outcome: Outcome<T>) -> ExitCode {
+    match outcome {
+        Outcome::Ok(v) => {
+            println!("ok {v:?}");
+            ExitCode::SUCCESS
+        }
+        Outcome::Fail(e) => {
+            println!("fail (not applied): {e}");
+            ExitCode::from(1)
+        }
+        Outcome::Unknown(e) => {
+            println!("unknown (may or may not be applied): {e}");
+            ExitCode::from(3)
+        }
+    }
+}
+
+async fn kv(args: KvArgs) -> Result<ExitCode> {
+    let mut c = client(&args.client, &args.nodes)?;
+    let op: Vec<&str> = args.op.iter().map(String::as_str).collect();
+    let code = match op.as_slice() {
+        ["get", key] => report(c.get(key).await),
+        ["put", key, value] => report(c.put(key, value).await),
+        ["delete", key] => report(c.delete(key).await),
+        ["cas", key, expected, new] => {
+            let expected = (*expected != "-").then_some(*expected);
+            report(c.cas(key, expected, new).await)
+        }
+        other => bail!(
+            "expected get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED|- NEW, got {other:?}"
+        ),
+    };
+    c.close().await;
+    Ok(code)
+}
+
+async fn member(args: MemberArgs, remove: bool) -> Result<ExitCode> {
+    let mut c = client(&args.client, &args.addrs)?;
+    let id = raft::NodeId(args.id);
+    let request = if remove {
+        Request::Remove { id }
+    } else {
+        Request::TransferLeader { to: id }
+    };
+    let outcome = admin(&mut c, request).await;
+    c.close().await;
+    Ok(match outcome {
+        Outcome::Ok(Response::Done) => {
+            println!("done");
+            ExitCode::SUCCESS
+        }
+        other => report(other),
+    })
+}
