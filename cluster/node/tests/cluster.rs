@@ -2,265 +2,13 @@
 //! and recovery from damaged logs. Every process is killed when its test ends, passing or failing.
 
 use raft_node::client::{node_status, Client, ClientOptions, Outcome};
-use raft_node::protocol::NodeStatus;
-use raft_transport::{
-    generate_cluster_certs, CertValidity, ClientEndpoint, ClusterCertSpec, Credentials, NodeSpec,
-    PeerIdentity, TransportConfig,
-};
-use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use raft_node::local::{make_certs, LocalCluster, GUARD};
+use raft_transport::{ClientEndpoint, Credentials, PeerIdentity, TransportConfig};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime};
-use tempfile::TempDir;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
 
-const GUARD: Duration = Duration::from_secs(20);
-
-/// A UDP port below the ephemeral range (32768+), where a restarted node could find its port taken by some
-/// outgoing connection; probed by binding it.
-fn free_port() -> u16 {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let port = 20_000
-            + ((std::process::id().wrapping_mul(7_919)).wrapping_add(n.wrapping_mul(104_729))
-                % 12_000) as u16;
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-fn make_certs(dir: &Path, nodes: &[u64], ca_name: &str) {
-    let spec = ClusterCertSpec {
-        ca_name: ca_name.into(),
-        nodes: nodes
-            .iter()
-            .map(|&id| NodeSpec {
-                id,
-                addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-            })
-            .collect(),
-        clients: vec!["test".into()],
-        validity: CertValidity::around(SystemTime::now()),
-    };
-    generate_cluster_certs(dir, &spec).expect("certificates");
-}
-
-/// A cluster of node processes in a temporary folder. Dropping it kills every process.
-struct TestCluster {
-    dir: TempDir,
-    certs: PathBuf,
-    addrs: BTreeMap<u64, SocketAddr>,
-    initial: Vec<u64>,
-    children: BTreeMap<u64, Child>,
-}
-
-impl TestCluster {
-    /// Certificates for ids 1..=max_id; starts nodes 1..=n as the initial voters.
-    fn start(n: u64, max_id: u64) -> TestCluster {
-        let mut cluster = TestCluster::prepare(n, max_id);
-        for id in 1..=n {
-            cluster.spawn(id, None);
-        }
-        cluster
-    }
-
-    /// Certificates for ids 1..=max_id and nodes 1..=n as the initial voters, none started yet.
-    fn prepare(n: u64, max_id: u64) -> TestCluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let certs = dir.path().join("certs");
-        make_certs(&certs, &(1..=max_id).collect::<Vec<_>>(), "test cluster CA");
-        let addrs = (1..=max_id)
-            .map(|id| (id, SocketAddr::from(([127, 0, 0, 1], free_port()))))
-            .collect();
-        TestCluster {
-            dir,
-            certs,
-            addrs,
-            initial: (1..=n).collect(),
-            children: BTreeMap::new(),
-        }
-    }
-
-    fn data_dir(&self, id: u64) -> PathBuf {
-        self.dir.path().join(format!("n{id}"))
-    }
-
-    fn log_path(&self, id: u64) -> PathBuf {
-        self.dir.path().join(format!("n{id}.log"))
-    }
-
-    fn command(&self, id: u64, join: Option<u64>) -> Command {
-        self.command_with_certs(id, join, &self.certs)
-    }
-
-    fn command_with_certs(&self, id: u64, join: Option<u64>, certs: &Path) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_raft-node"));
-        cmd.arg("run")
-            .arg("--id")
-            .arg(id.to_string())
-            .arg("--listen")
-            .arg(self.addrs[&id].to_string())
-            .arg("--data-dir")
-            .arg(self.data_dir(id))
-            .arg("--certs")
-            .arg(certs)
-            .args([
-                "--heartbeat-interval",
-                "30ms",
-                "--election-timeout-min",
-                "150ms",
-                "--election-timeout-max",
-                "300ms",
-            ])
-            .args(["--snapshot-interval-entries", "50"]);
-        match join {
-            Some(via) => {
-                cmd.arg("--join").arg(self.addrs[&via].to_string());
-            }
-            None => {
-                for peer in &self.initial {
-                    cmd.arg("--peer")
-                        .arg(format!("{peer}={}", self.addrs[peer]));
-                }
-            }
-        }
-        cmd
-    }
-
-    fn spawn(&mut self, id: u64, join: Option<u64>) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path(id))
-            .expect("log file");
-        let child = self
-            .command(id, join)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start raft-node");
-        self.children.insert(id, child);
-    }
-
-    fn kill(&mut self, id: u64) {
-        if let Some(mut child) = self.children.remove(&id) {
-            let _ = child.kill(); // SIGKILL: no chance to flush anything.
-            let _ = child.wait();
-        }
-    }
-
-    fn terminate(&mut self, id: u64) -> std::process::ExitStatus {
-        let mut child = self.children.remove(&id).expect("running");
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .expect("SIGTERM");
-        child.wait().expect("wait")
-    }
-
-    fn addr_list(&self, ids: &[u64]) -> Vec<SocketAddr> {
-        ids.iter().map(|id| self.addrs[id]).collect()
-    }
-
-    fn client(&self, ids: &[u64]) -> Client {
-        let options = ClientOptions {
-            request_timeout: Duration::from_secs(10),
-            ..ClientOptions::default()
-        };
-        Client::connect(&self.addr_list(ids), &self.certs, "test", options).expect("client")
-    }
-
-    fn endpoint(&self) -> ClientEndpoint {
-        let creds = Credentials::load(&self.certs, &PeerIdentity::Client("test".into()))
-            .expect("client creds");
-        ClientEndpoint::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            &creds,
-            1,
-            TransportConfig::default(),
-        )
-        .expect("endpoint")
-    }
-
-    async fn status(&self, endpoint: &ClientEndpoint, id: u64) -> Option<NodeStatus> {
-        node_status(endpoint, self.addrs[&id], None, Duration::from_millis(500))
-            .await
-            .ok()
-    }
-
-    /// Waits until `ids` agree on one leader among them, and returns it.
-    async fn wait_leader(&self, ids: &[u64]) -> u64 {
-        let endpoint = self.endpoint();
-        let give_up = Instant::now() + GUARD;
-        loop {
-            let mut leaders = Vec::new();
-            for &id in ids {
-                if let Some(s) = self.status(&endpoint, id).await {
-                    leaders.push(s.raft.leader.map(|l| l.0));
-                }
-            }
-            if leaders.len() == ids.len() {
-                if let Some(Some(l)) = leaders.first() {
-                    if leaders.iter().all(|x| *x == Some(*l)) && ids.contains(l) {
-                        return *l;
-                    }
-                }
-            }
-            assert!(
-                Instant::now() < give_up,
-                "no agreed leader among {ids:?}: {leaders:?}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits until node `id` has applied at least `index`.
-    async fn wait_applied(&self, id: u64, index: u64) -> NodeStatus {
-        let endpoint = self.endpoint();
-        let give_up = Instant::now() + GUARD;
-        loop {
-            if let Some(s) = self.status(&endpoint, id).await {
-                if s.raft.applied.0 >= index {
-                    return s;
-                }
-            }
-            assert!(
-                Instant::now() < give_up,
-                "node {id} did not apply {index}\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for id in self.addrs.keys() {
-            if let Ok(text) = std::fs::read_to_string(self.log_path(*id)) {
-                let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                out.push_str(&format!(
-                    "--- n{id} ---\n{}\n",
-                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                ));
-            }
-        }
-        out
-    }
-}
-
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        for (_, mut child) in std::mem::take(&mut self.children) {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+const BINARY: &str = env!("CARGO_BIN_EXE_raft-node");
 
 async fn put_ok(client: &mut Client, key: &str, value: &str) {
     match client.put(key, value).await {
@@ -278,7 +26,7 @@ async fn get(client: &mut Client, key: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_crash_new_leader_and_catch_up() {
-    let mut cluster = TestCluster::start(3, 3);
+    let mut cluster = LocalCluster::start(BINARY.as_ref(), 3, 3);
     let leader = cluster.wait_leader(&[1, 2, 3]).await;
     let mut client = cluster.client(&[1, 2, 3]);
     for i in 0..20 {
@@ -353,7 +101,7 @@ async fn leader_crash_new_leader_and_catch_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fourth_node_joins_through_a_follower_and_a_node_is_removed() {
-    let mut cluster = TestCluster::start(3, 4);
+    let mut cluster = LocalCluster::start(BINARY.as_ref(), 3, 4);
     let leader = cluster.wait_leader(&[1, 2, 3]).await;
     let mut client = cluster.client(&[1, 2, 3]);
     for i in 0..60 {
@@ -423,7 +171,7 @@ async fn a_fourth_node_joins_through_a_follower_and_a_node_is_removed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_write_survives_killing_every_node() {
-    let mut cluster = TestCluster::start(3, 3);
+    let mut cluster = LocalCluster::start(BINARY.as_ref(), 3, 3);
     cluster.wait_leader(&[1, 2, 3]).await;
     let writer = {
         let mut client = cluster.client(&[1, 2, 3]);
@@ -466,7 +214,7 @@ async fn every_acknowledged_write_survives_killing_every_node() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_and_peers_with_a_foreign_ca_are_refused() {
-    let mut cluster = TestCluster::prepare(3, 3);
+    let mut cluster = LocalCluster::prepare(BINARY.as_ref(), 3, 3);
     cluster.spawn(1, None);
     cluster.spawn(2, None);
     // Node 3 runs with certificates from another CA, under the right id: the real members refuse it.
@@ -551,7 +299,7 @@ fn only_segment(dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_tail_is_truncated_and_a_corrupt_middle_is_refused() {
-    let mut cluster = TestCluster::start(1, 1);
+    let mut cluster = LocalCluster::start(BINARY.as_ref(), 1, 1);
     cluster.wait_leader(&[1]).await;
     let mut client = cluster.client(&[1]);
     for i in 0..20 {
