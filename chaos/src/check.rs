@@ -1,0 +1,409 @@
+//! `chaos check`: checks history files for linearizability, prints one verdict line per file and a total, and
+//! optionally writes a JSON report and an HTML counterexample page per file.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use checker::search::Budget;
+use checker::{check_file, render_html, CheckOptions, CheckReport, ModelKind, Verdict};
+use serde::Serialize;
+
+/// Every file linearizable.
+pub const EXIT_LINEARIZABLE: u8 = 0;
+/// Some file not linearizable.
+pub const EXIT_NOT_LINEARIZABLE: u8 = 1;
+/// Some file could not be read or is malformed (and none is not linearizable).
+pub const EXIT_BAD_INPUT: u8 = 2;
+/// Some file's verdict is unknown (and none is not linearizable or malformed).
+pub const EXIT_UNKNOWN: u8 = 3;
+
+/// Version of the `--json` summary and of `summary.json`.
+pub const SUMMARY_SCHEMA_VERSION: u32 = 1;
+
+/// Counterexamples printed per file; the rest are in the `--out` report.
+const COUNTEREXAMPLES_PRINTED_MAX: usize = 3;
+
+/// Arguments of `chaos check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// History files (`.jsonl`, or Jepsen `.edn`) or directories: a directory means every `*.jsonl` and `*.edn`
+    /// file directly inside it.
+    #[arg(required = true, value_name = "HISTORY")]
+    pub histories: Vec<PathBuf>,
+
+    /// The model each key is checked against.
+    #[arg(long, default_value = "cas-register", value_parser = parse_model)]
+    pub model: ModelKind,
+
+    /// Wall-clock limit per file (e.g. `30s`, `500ms`, `2m`); past it, unfinished keys are unknown.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub time_limit: Duration,
+
+    /// Search steps per key before its verdict is unknown.
+    #[arg(long, default_value_t = Budget::default().steps_max_per_key, value_name = "STEPS")]
+    pub max_steps: u64,
+
+    /// Write `NAME.report.json` per file, `NAME.counterexample.html` per file with a violation, and
+    /// `summary.json` into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Print a machine-readable JSON summary on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_model(s: &str) -> Result<ModelKind, String> {
+    s.parse()
+}
+
+/// Parses `30s`, `500ms`, `2m`, `1h`, `1.5s`, `250us`, `0`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected e.g. 30s, 500ms, 2m"))?;
+    let secs = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1e3,
+        "us" => value / 1e6,
+        "m" | "min" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "invalid duration unit {other:?} in {s:?}: expected ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("duration {s:?} is out of range"))
+}
+
+/// The outcome for one file.
+#[derive(Debug, Serialize)]
+struct FileSummary {
+    path: String,
+    /// `linearizable`, `not-linearizable`, `unknown` or `bad-input`.
+    verdict: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    ops: u64,
+    keys: u64,
+    keys_not_linearizable: u64,
+    keys_unknown: u64,
+    elapsed_s: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    report: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counterexample_html: Option<String>,
+}
+
+#[derive(Debug, Serialize, Default)]
+struct Totals {
+    files: u64,
+    linearizable: u64,
+    not_linearizable: u64,
+    unknown: u64,
+    bad_input: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Summary {
+    schema_version: u32,
+    model: ModelKind,
+    files: Vec<FileSummary>,
+    total: Totals,
+    exit_code: u8,
+}
+
+/// The files to check: each argument itself, or the `*.jsonl` / `*.edn` files of a directory, sorted.
+fn expand(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+                .with_context(|| format!("{}: cannot list directory", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension()
+                            .and_then(|e| e.to_str())
+                            .is_some_and(|e| e == "jsonl" || e == "edn")
+                })
+                .collect();
+            if found.is_empty() {
+                bail!(
+                    "{}: directory holds no *.jsonl or *.edn history",
+                    p.display()
+                );
+            }
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+/// A name for a file's outputs in `--out`, unique among the files of this run.
+fn output_stem(path: &Path, used: &mut HashSet<String>) -> String {
+    let base = path
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("history")
+        .to_owned();
+    let mut stem = base.clone();
+    let mut n = 2;
+    while !used.insert(stem.clone()) {
+        stem = format!("{base}-{n}");
+        n += 1;
+    }
+    stem
+}
+
+fn verdict_name(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Linearizable => "linearizable",
+        Verdict::NotLinearizable => "not-linearizable",
+        Verdict::Unknown => "unknown",
+    }
+}
+
+fn verdict_line(path: &str, report: &CheckReport, elapsed: Duration) -> String {
+    let size = format!(
+        "{} ops, {} key{}, {:.3} s",
+        report.stats.ops,
+        report.stats.keys,
+        if report.stats.keys == 1 { "" } else { "s" },
+        elapsed.as_secs_f64()
+    );
+    match report.verdict {
+        Verdict::Linearizable => format!("{path}: linearizable ({size})"),
+        Verdict::NotLinearizable => format!(
+            "{path}: NOT LINEARIZABLE ({} of {} keys not linearizable, {} unknown; {size})",
+            report.keys_not_linearizable, report.stats.keys, report.keys_unknown
+        ),
+        Verdict::Unknown => {
+            let mut reasons: Vec<&str> = report
+                .keys
+                .iter()
+                .filter_map(|k| k.unknown_reason.map(|r| r.as_str()))
+                .collect();
+            reasons.sort_unstable();
+            reasons.dedup();
+            format!(
+                "{path}: unknown ({} of {} keys undecided: {}; {size})",
+                report.keys_unknown,
+                report.stats.keys,
+                reasons.join(", ")
+            )
+        }
+    }
+}
+
+fn write_outputs(
+    dir: &Path,
+    stem: &str,
+    report: &CheckReport,
+    elapsed: Duration,
+) -> anyhow::Result<(String, Option<String>)> {
+    #[derive(Serialize)]
+    struct WithTiming<'a> {
+        elapsed_s: f64,
+        #[serde(flatten)]
+        report: &'a CheckReport,
+    }
+    let json_path = dir.join(format!("{stem}.report.json"));
+    let json = serde_json::to_vec_pretty(&WithTiming {
+        elapsed_s: elapsed.as_secs_f64(),
+        report,
+    })?;
+    std::fs::write(&json_path, json)
+        .with_context(|| format!("{}: cannot write", json_path.display()))?;
+    let html_path = if report.counterexamples().next().is_some() {
+        let p = dir.join(format!("{stem}.counterexample.html"));
+        std::fs::write(&p, render_html(report))
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+        Some(p.display().to_string())
+    } else {
+        None
+    };
+    Ok((json_path.display().to_string(), html_path))
+}
+
+/// Runs `chaos check`.
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let files = expand(&args.histories)?;
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("{}: cannot create output directory", dir.display()))?;
+    }
+    let mut used_stems = HashSet::new();
+    let mut summaries = Vec::with_capacity(files.len());
+    let mut totals = Totals::default();
+    for path in &files {
+        let name = path.display().to_string();
+        let started = Instant::now();
+        let budget = Budget::new(
+            args.max_steps,
+            Budget::default().cache_bytes_max_per_key,
+            started.checked_add(args.time_limit),
+        );
+        let options = CheckOptions::new(args.model).with_budget(budget);
+        let result = check_file(path, &options);
+        let elapsed = started.elapsed();
+        totals.files += 1;
+        let summary = match result {
+            Err(e) => {
+                totals.bad_input += 1;
+                eprintln!("chaos check: {e}");
+                if !args.json {
+                    println!("{name}: bad input");
+                }
+                FileSummary {
+                    path: name,
+                    verdict: "bad-input",
+                    error: Some(e.to_string()),
+                    ops: 0,
+                    keys: 0,
+                    keys_not_linearizable: 0,
+                    keys_unknown: 0,
+                    elapsed_s: elapsed.as_secs_f64(),
+                    report: None,
+                    counterexample_html: None,
+                }
+            }
+            Ok(report) => {
+                match report.verdict {
+                    Verdict::Linearizable => totals.linearizable += 1,
+                    Verdict::NotLinearizable => totals.not_linearizable += 1,
+                    Verdict::Unknown => totals.unknown += 1,
+                }
+                if !args.json {
+                    println!("{}", verdict_line(&name, &report, elapsed));
+                    let cex: Vec<_> = report.counterexamples().collect();
+                    for c in cex.iter().take(COUNTEREXAMPLES_PRINTED_MAX) {
+                        for line in c.to_text().lines() {
+                            println!("    {line}");
+                        }
+                    }
+                    if cex.len() > COUNTEREXAMPLES_PRINTED_MAX {
+                        println!(
+                            "    ... and {} more keys not linearizable{}",
+                            cex.len() - COUNTEREXAMPLES_PRINTED_MAX,
+                            if args.out.is_some() {
+                                " (see the report)"
+                            } else {
+                                " (use --out DIR for all)"
+                            }
+                        );
+                    }
+                }
+                let (report_path, html_path) = match &args.out {
+                    Some(dir) => {
+                        let stem = output_stem(path, &mut used_stems);
+                        let (j, h) = write_outputs(dir, &stem, &report, elapsed)?;
+                        (Some(j), h)
+                    }
+                    None => (None, None),
+                };
+                FileSummary {
+                    path: name,
+                    verdict: verdict_name(report.verdict),
+                    error: None,
+                    ops: report.stats.ops,
+                    keys: report.stats.keys,
+                    keys_not_linearizable: report.keys_not_linearizable,
+                    keys_unknown: report.keys_unknown,
+                    elapsed_s: elapsed.as_secs_f64(),
+                    report: report_path,
+                    counterexample_html: html_path,
+                }
+            }
+        };
+        summaries.push(summary);
+    }
+    // A violation matters most; then input we could not judge; then undecided searches.
+    let exit_code = if totals.not_linearizable > 0 {
+        EXIT_NOT_LINEARIZABLE
+    } else if totals.bad_input > 0 {
+        EXIT_BAD_INPUT
+    } else if totals.unknown > 0 {
+        EXIT_UNKNOWN
+    } else {
+        EXIT_LINEARIZABLE
+    };
+    let total_line = format!(
+        "total: {} file{}: {} linearizable, {} not linearizable, {} unknown, {} bad input",
+        totals.files,
+        if totals.files == 1 { "" } else { "s" },
+        totals.linearizable,
+        totals.not_linearizable,
+        totals.unknown,
+        totals.bad_input
+    );
+    let summary = Summary {
+        schema_version: SUMMARY_SCHEMA_VERSION,
+        model: args.model,
+        files: summaries,
+        total: totals,
+        exit_code,
+    };
+    if let Some(dir) = &args.out {
+        let p = dir.join("summary.json");
+        std::fs::write(&p, serde_json::to_vec_pretty(&summary)?)
+            .with_context(|| format!("{}: cannot write", p.display()))?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!("{total_line}");
+    }
+    Ok(ExitCode::from(exit_code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+        assert!(parse_duration("1e400s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn output_stems_are_unique() {
+        let mut used = HashSet::new();
+        assert_eq!(
+            output_stem(Path::new("a/history.jsonl"), &mut used),
+            "history"
+        );
+        assert_eq!(
+            output_stem(Path::new("b/history.jsonl"), &mut used),
+            "history-2"
+        );
+        assert_eq!(
+            output_stem(Path::new("c/history.edn"), &mut used),
+            "history-3"
+        );
+        assert_eq!(output_stem(Path::new("x.edn"), &mut used), "x");
+    }
+}

@@ -1,0 +1,375 @@
+//! The supervisor: starts node processes, signals them, and guarantees that none outlives the run.
+//!
+//! Every node runs in its own process group (so a signal reaches anything it spawned), with its own data dir
+//! and log file. Three mechanisms keep processes from leaking: `PR_SET_PDEATHSIG(SIGKILL)` set in the child
+//! (the kernel kills it if the chaos process dies, even by SIGKILL), [`Supervisor::shutdown`] on every normal
+//! and error path, and `Drop` (which also runs while a panic unwinds).
+//!
+//! Processes must be started from one long-lived thread: the death signal fires when the *thread* that forked
+//! the child exits. The runner runs on a current-thread runtime on the main thread, so that holds.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// What the supervisor needs to start one node.
+#[derive(Clone, Debug)]
+pub struct NodeLaunch {
+    /// Node id.
+    pub id: u64,
+    /// The program.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Extra environment (e.g. the clock shim's LD_PRELOAD).
+    pub env: Vec<(OsString, OsString)>,
+    /// Where its stdout and stderr go (appended across restarts).
+    pub log: PathBuf,
+}
+
+/// The state of one node's process as the supervisor knows it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum ProcessState {
+    /// Not running (never started, killed, or exited).
+    Down,
+    /// Running.
+    Running,
+    /// Stopped with SIGSTOP.
+    Paused,
+}
+
+#[derive(Debug)]
+struct NodeProcess {
+    launch: NodeLaunch,
+    child: Option<Child>,
+    paused: bool,
+    starts: u32,
+}
+
+/// Owns every node process of a run.
+#[derive(Debug, Default)]
+pub struct Supervisor {
+    nodes: BTreeMap<u64, NodeProcess>,
+}
+
+/// A node process could not be started or signalled.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// The program could not be started.
+    #[error("cannot start node {id} ({program}): {source}")]
+    Spawn {
+        /// Node id.
+        id: u64,
+        /// The program.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The log file could not be opened.
+    #[error("cannot open log file {path}: {source}")]
+    Log {
+        /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// No such node.
+    #[error("unknown node {0}")]
+    Unknown(u64),
+}
+
+fn signal_group(child: &Child, signal: nix::sys::signal::Signal) {
+    // The child leads its own process group: signal the whole group.
+    let pgid = nix::unistd::Pid::from_raw(-(child.id() as i32));
+    let _ = nix::sys::signal::kill(pgid, signal);
+}
+
+impl Supervisor {
+    /// A supervisor with no nodes.
+    pub fn new() -> Supervisor {
+        Supervisor::default()
+    }
+
+    /// Registers a node (does not start it).
+    pub fn add(&mut self, launch: NodeLaunch) {
+        self.nodes.insert(
+            launch.id,
+            NodeProcess {
+                launch,
+                child: None,
+                paused: false,
+                starts: 0,
+            },
+        );
+    }
+
+    /// Node ids.
+    pub fn ids(&self) -> Vec<u64> {
+        self.nodes.keys().copied().collect()
+    }
+
+    /// Starts node `id` (a no-op if it is running).
+    pub fn start(&mut self, id: u64) -> Result<(), SupervisorError> {
+        self.reap(id);
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or(SupervisorError::Unknown(id))?;
+        if node.child.is_some() {
+            return Ok(());
+        }
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.launch.log)
+            .map_err(|source| SupervisorError::Log {
+                path: node.launch.log.display().to_string(),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| SupervisorError::Log {
+            path: node.launch.log.display().to_string(),
+            source,
+        })?;
+        let mut cmd = Command::new(&node.launch.program);
+        cmd.args(&node.launch.args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        for (k, v) in &node.launch.env {
+            cmd.env(k, v);
+        }
+        let parent = std::process::id() as i32;
+        // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid, _exit) run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::setpgid(0, 0);
+                libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                );
+                // The parent may have died before prctl took effect: then nobody would kill us.
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| SupervisorError::Spawn {
+            id,
+            program: node.launch.program.display().to_string(),
+            source,
+        })?;
+        node.child = Some(child);
+        node.paused = false;
+        node.starts += 1;
+        Ok(())
+    }
+
+    /// Forgets a child that exited on its own.
+    fn reap(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            if let Some(child) = node.child.as_mut() {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    node.child = None;
+                    node.paused = false;
+                }
+            }
+        }
+    }
+
+    /// The state of node `id`'s process.
+    pub fn state(&mut self, id: u64) -> ProcessState {
+        self.reap(id);
+        match self.nodes.get(&id) {
+            Some(NodeProcess {
+                child: Some(_),
+                paused: true,
+                ..
+            }) => ProcessState::Paused,
+            Some(NodeProcess { child: Some(_), .. }) => ProcessState::Running,
+            _ => ProcessState::Down,
+        }
+    }
+
+    /// How many times node `id` was started.
+    pub fn starts(&self, id: u64) -> u32 {
+        self.nodes.get(&id).map_or(0, |n| n.starts)
+    }
+
+    /// SIGKILLs node `id`'s process group and waits for it.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            if let Some(mut child) = node.child.take() {
+                signal_group(&child, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+            }
+            node.paused = false;
+        }
+    }
+
+    /// SIGTERMs node `id` and waits up to `grace` for it to exit, then SIGKILLs it. Returns whether it exited
+    /// by itself.
+    pub fn terminate(&mut self, id: u64, grace: Duration) -> bool {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return false;
+        };
+        let Some(mut child) = node.child.take() else {
+            return true;
+        };
+        if node.paused {
+            signal_group(&child, nix::sys::signal::Signal::SIGCONT);
+            node.paused = false;
+        }
+        signal_group(&child, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        signal_group(&child, nix::sys::signal::Signal::SIGKILL);
+        let _ = child.wait();
+        false
+    }
+
+    /// SIGSTOPs node `id`.
+    pub fn pause(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            if let Some(child) = &node.child {
+                signal_group(child, nix::sys::signal::Signal::SIGSTOP);
+                node.paused = true;
+            }
+        }
+    }
+
+    /// SIGCONTs node `id`.
+    pub fn resume(&mut self, id: u64) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            if let Some(child) = &node.child {
+                signal_group(child, nix::sys::signal::Signal::SIGCONT);
+            }
+            node.paused = false;
+        }
+    }
+
+    /// Stops every node: SIGCONT, SIGTERM, a grace period, then SIGKILL. Safe to call more than once.
+    pub fn shutdown(&mut self, grace: Duration) {
+        let ids = self.ids();
+        for &id in &ids {
+            if let Some(NodeProcess {
+                child: Some(child), ..
+            }) = self.nodes.get(&id)
+            {
+                signal_group(child, nix::sys::signal::Signal::SIGCONT);
+                signal_group(child, nix::sys::signal::Signal::SIGTERM);
+            }
+        }
+        let deadline = Instant::now() + grace;
+        for id in ids {
+            let Some(node) = self.nodes.get_mut(&id) else {
+                continue;
+            };
+            if let Some(mut child) = node.child.take() {
+                while Instant::now() < deadline && !matches!(child.try_wait(), Ok(Some(_))) {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                signal_group(&child, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// The log file of node `id`.
+    pub fn log_path(&self, id: u64) -> Option<&Path> {
+        self.nodes.get(&id).map(|n| n.launch.log.as_path())
+    }
+
+    /// Process ids of running nodes (for tests that check nothing leaks).
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes
+            .values()
+            .filter_map(|n| n.child.as_ref().map(Child::id))
+            .collect()
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        for node in self.nodes.values_mut() {
+            if let Some(mut child) = node.child.take() {
+                signal_group(&child, nix::sys::signal::Signal::SIGCONT);
+                signal_group(&child, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sleeper(dir: &Path, id: u64) -> NodeLaunch {
+        NodeLaunch {
+            id,
+            program: "sh".into(),
+            // A child of the node's own: killing the group must take it too.
+            args: vec!["-c".into(), "sleep 60 & sleep 60".into()],
+            env: vec![],
+            log: dir.join(format!("n{id}.log")),
+        }
+    }
+
+    fn alive(pid: u32) -> bool {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+    }
+
+    #[test]
+    fn kill_pause_resume_restart_and_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        sup.add(sleeper(dir.path(), 1));
+        sup.add(sleeper(dir.path(), 2));
+        sup.start(1).unwrap();
+        sup.start(2).unwrap();
+        assert_eq!(sup.state(1), ProcessState::Running);
+        sup.pause(1);
+        assert_eq!(sup.state(1), ProcessState::Paused);
+        sup.resume(1);
+        assert_eq!(sup.state(1), ProcessState::Running);
+        sup.kill(1);
+        assert_eq!(sup.state(1), ProcessState::Down);
+        sup.start(1).unwrap();
+        assert_eq!(sup.starts(1), 2);
+        let pids = sup.pids();
+        assert_eq!(pids.len(), 2);
+        drop(sup);
+        for pid in pids {
+            assert!(!alive(pid), "pid {pid} outlived the supervisor");
+        }
+    }
+
+    #[test]
+    fn terminate_waits_then_forces() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        let mut stubborn = sleeper(dir.path(), 1);
+        stubborn.args = vec!["-c".into(), "trap '' TERM; sleep 60".into()];
+        sup.add(stubborn);
+        sup.start(1).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            !sup.terminate(1, Duration::from_millis(200)),
+            "a process ignoring SIGTERM is killed"
+        );
+        assert_eq!(sup.state(1), ProcessState::Down);
+    }
+}

@@ -1,0 +1,388 @@
+//! The workload: concurrent clients issuing reads, writes and compare-and-sets over independent keys at the
+//! planned rate, each op recorded as invoke then ok, fail or info.
+//!
+//! - Keys: `keys` keys are in use at once; after `ops_per_key` ops a key is retired and a fresh one takes its
+//!   slot, so every key's history stays small enough to check exhaustively.
+//! - Values: unique per run (a counter), so every read can be traced to the one write that produced it.
+//! - Outcomes: a definite failure is `fail`; anything that may have happened is `info`, after which the client's
+//!   process id is retired and a new id takes over (as Jepsen does). A cas that found another value is `fail`
+//!   with error "mismatch": an observation, not a non-event.
+
+use crate::plan::{Mix, WorkloadPlan};
+use crate::recorder::Recorder;
+use checker::history::{EventKind, Operation, Value, ERROR_MISMATCH};
+use raft_node::client::{CasResult, Client, ClientOptions, Outcome};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Hands out keys: a fixed number of slots, each retired after `ops_per_key` ops.
+#[derive(Debug)]
+pub struct KeyPool {
+    slots: Vec<(u64, u64)>,
+    next_key: u64,
+    ops_per_key: u64,
+    used: BTreeSet<u64>,
+    /// Values recently seen per key (read or written), to pick plausible cas expectations.
+    recent: BTreeMap<u64, Vec<i64>>,
+}
+
+impl KeyPool {
+    /// `keys` slots, `ops_per_key` ops each.
+    pub fn new(keys: usize, ops_per_key: u64) -> KeyPool {
+        KeyPool {
+            slots: (0..keys as u64).map(|k| (k, 0)).collect(),
+            next_key: keys as u64,
+            ops_per_key,
+            used: BTreeSet::new(),
+            recent: BTreeMap::new(),
+        }
+    }
+
+    /// The key for the next op.
+    pub fn take(&mut self, rng: &mut impl Rng) -> u64 {
+        let slot = rng.gen_range(0..self.slots.len());
+        let (key, count) = &mut self.slots[slot];
+        let chosen = *key;
+        *count += 1;
+        if *count >= self.ops_per_key {
+            *key = self.next_key;
+            *count = 0;
+            self.next_key += 1;
+            self.recent.remove(&chosen);
+        }
+        self.used.insert(chosen);
+        chosen
+    }
+
+    /// Remembers a value seen for `key`.
+    pub fn saw(&mut self, key: u64, value: i64) {
+        let values = self.recent.entry(key).or_default();
+        values.push(value);
+        if values.len() > 4 {
+            values.remove(0);
+        }
+    }
+
+    /// A value recently seen for `key`, if any.
+    pub fn recent(&self, key: u64, rng: &mut impl Rng) -> Option<i64> {
+        let values = self.recent.get(&key)?;
+        (!values.is_empty()).then(|| values[rng.gen_range(0..values.len())])
+    }
+
+    /// Every key used so far.
+    pub fn used(&self) -> Vec<u64> {
+        self.used.iter().copied().collect()
+    }
+}
+
+/// The name of key number `k` in the store and in the history.
+pub fn key_name(k: u64) -> String {
+    format!("k{k}")
+}
+
+/// A value as stored (a decimal string) back to the history's integer (or string if it is not one).
+pub fn parse_value(v: Option<String>) -> Value {
+    match v {
+        None => Value::Null,
+        Some(s) => s.parse::<i64>().map(Value::Int).unwrap_or(Value::Str(s)),
+    }
+}
+
+/// Everything the clients share.
+#[derive(Debug)]
+pub struct WorkloadShared {
+    /// Keys.
+    pub keys: Mutex<KeyPool>,
+    /// Next unique value.
+    pub next_value: AtomicU64,
+    /// Next fresh process id (ids retired after an indeterminate op are never reused).
+    pub next_process: AtomicU64,
+    /// Set to stop the clients.
+    pub stop: AtomicBool,
+}
+
+/// How clients reach the cluster.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    /// Node addresses.
+    pub addrs: Vec<SocketAddr>,
+    /// Certificates folder.
+    pub certs: PathBuf,
+    /// Client certificate name.
+    pub client_name: String,
+}
+
+enum Kind {
+    Read,
+    Write,
+    Cas,
+}
+
+fn pick(mix: &Mix, rng: &mut impl Rng) -> Kind {
+    let total = mix.read + mix.write + mix.cas;
+    let x = rng.gen_range(0.0..total);
+    if x < mix.read {
+        Kind::Read
+    } else if x < mix.read + mix.write {
+        Kind::Write
+    } else {
+        Kind::Cas
+    }
+}
+
+fn client_options(plan: &WorkloadPlan) -> ClientOptions {
+    ClientOptions {
+        request_timeout: plan.request_timeout.0,
+        attempt_timeout: plan.request_timeout.0,
+        ..ClientOptions::default()
+    }
+}
+
+/// Performs one op for `process` and records it; returns whether the process must be retired.
+pub async fn perform(
+    client: &mut Client,
+    recorder: &Recorder,
+    shared: &WorkloadShared,
+    process: u64,
+    key: u64,
+    kind_read: bool,
+    cas_expected: Option<Option<i64>>,
+) -> bool {
+    let name = key_name(key);
+    if kind_read {
+        recorder.op(
+            process,
+            EventKind::Invoke,
+            &name,
+            Operation::Read(Value::Null),
+            None,
+        );
+        return match client.get(&name).await {
+            Outcome::Ok(v) => {
+                let value = parse_value(v);
+                if let Value::Int(i) = value {
+                    shared.keys.lock().expect("key pool").saw(key, i);
+                }
+                recorder.op(process, EventKind::Ok, &name, Operation::Read(value), None);
+                false
+            }
+            Outcome::Fail(e) => {
+                recorder.op(
+                    process,
+                    EventKind::Fail,
+                    &name,
+                    Operation::Read(Value::Null),
+                    Some(e),
+                );
+                false
+            }
+            Outcome::Unknown(e) => {
+                recorder.op(
+                    process,
+                    EventKind::Info,
+                    &name,
+                    Operation::Read(Value::Null),
+                    Some(e),
+                );
+                true
+            }
+        };
+    }
+    let new = shared.next_value.fetch_add(1, Ordering::Relaxed) as i64;
+    match cas_expected {
+        None => {
+            let op = Operation::Write(Value::Int(new));
+            recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
+            match client.put(&name, &new.to_string()).await {
+                Outcome::Ok(()) => {
+                    shared.keys.lock().expect("key pool").saw(key, new);
+                    recorder.op(process, EventKind::Ok, &name, op, None);
+                    false
+                }
+                Outcome::Fail(e) => {
+                    recorder.op(process, EventKind::Fail, &name, op, Some(e));
+                    false
+                }
+                Outcome::Unknown(e) => {
+                    recorder.op(process, EventKind::Info, &name, op, Some(e));
+                    true
+                }
+            }
+        }
+        Some(expected) => {
+            let expected_value = expected.map_or(Value::Null, Value::Int);
+            let op = Operation::Cas {
+                expected: expected_value,
+                new: Value::Int(new),
+            };
+            recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
+            let expected_text = expected.map(|e| e.to_string());
+            match client
+                .cas(&name, expected_text.as_deref(), &new.to_string())
+                .await
+            {
+                Outcome::Ok(CasResult { applied: true, .. }) => {
+                    shared.keys.lock().expect("key pool").saw(key, new);
+                    recorder.op(process, EventKind::Ok, &name, op, None);
+                    false
+                }
+                Outcome::Ok(CasResult {
+                    applied: false,
+                    current,
+                }) => {
+                    if let Value::Int(i) = parse_value(current) {
+                        shared.keys.lock().expect("key pool").saw(key, i);
+                    }
+                    recorder.op(
+                        process,
+                        EventKind::Fail,
+                        &name,
+                        op,
+                        Some(ERROR_MISMATCH.into()),
+                    );
+                    false
+                }
+                Outcome::Fail(e) => {
+                    recorder.op(process, EventKind::Fail, &name, op, Some(e));
+                    false
+                }
+                Outcome::Unknown(e) => {
+                    recorder.op(process, EventKind::Info, &name, op, Some(e));
+                    true
+                }
+            }
+        }
+    }
+}
+
+/// Runs client number `index` until `shared.stop` is set.
+pub async fn client_loop(
+    index: usize,
+    plan: WorkloadPlan,
+    connection: Connection,
+    recorder: Recorder,
+    shared: Arc<WorkloadShared>,
+    seed: u64,
+) -> Result<(), String> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut client = Client::connect(
+        &connection.addrs,
+        &connection.certs,
+        &connection.client_name,
+        client_options(&plan),
+    )
+    .map_err(|e| e.to_string())?;
+    let mut process = index as u64;
+    // Pacing: each client issues ops at rate/clients on average, with jittered gaps so clients do not align.
+    let mean_gap = Duration::from_secs_f64(plan.clients as f64 / plan.rate);
+    let mut next = tokio::time::Instant::now() + mean_gap.mul_f64(rng.gen_range(0.0..1.0));
+    while !shared.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep_until(next).await;
+        next += mean_gap.mul_f64(rng.gen_range(0.5..1.5));
+        let now = tokio::time::Instant::now();
+        if next < now {
+            next = now; // Behind schedule (slow answers): do not burst to catch up.
+        }
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let (key, cas_expected, read) = {
+            let mut keys = shared.keys.lock().expect("key pool");
+            let key = keys.take(&mut rng);
+            match pick(&plan.mix, &mut rng) {
+                Kind::Read => (key, None, true),
+                Kind::Write => (key, None, false),
+                Kind::Cas => {
+                    // Mostly a value recently seen (likely to match), sometimes absent (likely a mismatch).
+                    let expected = if rng.gen_bool(0.8) {
+                        keys.recent(key, &mut rng)
+                    } else {
+                        None
+                    };
+                    (key, Some(expected), false)
+                }
+            }
+        };
+        let retire = perform(
+            &mut client,
+            &recorder,
+            &shared,
+            process,
+            key,
+            read,
+            cas_expected,
+        )
+        .await;
+        if retire {
+            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    client.close().await;
+    Ok(())
+}
+
+/// After the run: one read of every key ever used, so the history ends with the final state of each.
+pub async fn final_reads(
+    plan: &WorkloadPlan,
+    connection: &Connection,
+    recorder: &Recorder,
+    shared: &WorkloadShared,
+) -> Result<(u64, u64), String> {
+    let mut options = client_options(plan);
+    options.request_timeout = plan.request_timeout.0.max(Duration::from_secs(5));
+    options.attempt_timeout = options.request_timeout;
+    let mut client = Client::connect(
+        &connection.addrs,
+        &connection.certs,
+        &connection.client_name,
+        options,
+    )
+    .map_err(|e| e.to_string())?;
+    let keys = shared.keys.lock().expect("key pool").used();
+    let mut process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+    let (mut ok, mut not_ok) = (0, 0);
+    for key in keys {
+        let before = recorder.counts().ok.load(Ordering::Relaxed);
+        if perform(&mut client, recorder, shared, process, key, true, None).await {
+            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+        }
+        if recorder.counts().ok.load(Ordering::Relaxed) > before {
+            ok += 1;
+        } else {
+            not_ok += 1;
+        }
+    }
+    client.close().await;
+    Ok((ok, not_ok))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_retired_after_their_ops() {
+        let mut pool = KeyPool::new(2, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut counts: BTreeMap<u64, u64> = BTreeMap::new();
+        for _ in 0..60 {
+            *counts.entry(pool.take(&mut rng)).or_default() += 1;
+        }
+        assert!(counts.values().all(|&c| c <= 3), "{counts:?}");
+        assert_eq!(counts.values().sum::<u64>(), 60);
+        assert_eq!(pool.used().len(), counts.len());
+    }
+
+    #[test]
+    fn stored_values_map_back_to_history_values() {
+        assert_eq!(parse_value(None), Value::Null);
+        assert_eq!(parse_value(Some("42".into())), Value::Int(42));
+        assert_eq!(parse_value(Some("x".into())), Value::Str("x".into()));
+    }
+}
