@@ -16,5 +16,6 @@ pub mod recorder;
 pub mod runner;
 pub mod schedule;
 pub mod supervisor;
+pub mod topology;
 pub mod validate;
 pub mod workload;

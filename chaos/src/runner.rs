@@ -516,7 +516,7 @@ async fn lifecycle(
 
     // Clients.
     let connection = Connection {
-        addrs: cluster.addrs.iter().map(|(_, a)| *a).collect(),
+        nodes: cluster.addrs.clone(),
         certs: cluster.certs.clone(),
         client_name: CLIENT_NAME.into(),
     };

@@ -110,8 +110,8 @@ pub struct WorkloadShared {
 /// How clients reach the cluster.
 #[derive(Clone, Debug)]
 pub struct Connection {
-    /// Node addresses.
-    pub addrs: Vec<SocketAddr>,
+    /// Node ids and the addresses clients use for them.
+    pub nodes: Vec<(u64, SocketAddr)>,
     /// Certificates folder.
     pub certs: PathBuf,
     /// Client certificate name.
@@ -142,6 +142,16 @@ fn client_options(plan: &WorkloadPlan) -> ClientOptions {
         attempt_timeout: plan.request_timeout.0,
         ..ClientOptions::default()
     }
+}
+
+fn connect(connection: &Connection, options: ClientOptions) -> Result<Client, String> {
+    let nodes: Vec<(raft::NodeId, SocketAddr)> = connection
+        .nodes
+        .iter()
+        .map(|(id, a)| (raft::NodeId(*id), *a))
+        .collect();
+    Client::connect_with_ids(&nodes, &connection.certs, &connection.client_name, options)
+        .map_err(|e| e.to_string())
 }
 
 /// Performs one op for `process` and records it; returns whether the process must be retired.
@@ -271,13 +281,7 @@ pub async fn client_loop(
     seed: u64,
 ) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut client = Client::connect(
-        &connection.addrs,
-        &connection.certs,
-        &connection.client_name,
-        client_options(&plan),
-    )
-    .map_err(|e| e.to_string())?;
+    let mut client = connect(&connection, client_options(&plan))?;
     let mut process = index as u64;
     // Pacing: each client issues ops at rate/clients on average, with jittered gaps so clients do not align.
     let mean_gap = Duration::from_secs_f64(plan.clients as f64 / plan.rate);
@@ -337,13 +341,7 @@ pub async fn final_reads(
     let mut options = client_options(plan);
     options.request_timeout = plan.request_timeout.0.max(Duration::from_secs(5));
     options.attempt_timeout = options.request_timeout;
-    let mut client = Client::connect(
-        &connection.addrs,
-        &connection.certs,
-        &connection.client_name,
-        options,
-    )
-    .map_err(|e| e.to_string())?;
+    let mut client = connect(connection, options)?;
     let keys = shared.keys.lock().expect("key pool").used();
     let mut process = shared.next_process.fetch_add(1, Ordering::Relaxed);
     let (mut ok, mut not_ok) = (0, 0);

@@ -86,6 +86,9 @@ pub struct Client {
     sessions: Vec<ClientSession>,
     by_addr: HashMap<String, usize>,
     leader: Option<usize>,
+    /// Node ids whose address this client was given: a redirect to one of them uses the client's own address
+    /// for it (the node's view of a peer's address may be a relay only that node can use).
+    known_ids: HashMap<NodeId, usize>,
     options: ClientOptions,
     session: u64,
     next_seq: u64,
@@ -155,12 +158,29 @@ impl Client {
             sessions: Vec::new(),
             by_addr: HashMap::new(),
             leader: None,
+            known_ids: HashMap::new(),
             options,
             session,
             next_seq: 1,
         };
         for addr in addrs {
             client.session_for(*addr);
+        }
+        Ok(client)
+    }
+
+    /// Like [`Client::connect`], with the node id of each address known.
+    pub fn connect_with_ids(
+        nodes: &[(NodeId, SocketAddr)],
+        certs_dir: &Path,
+        name: &str,
+        options: ClientOptions,
+    ) -> Result<Client, ClientError> {
+        let addrs: Vec<SocketAddr> = nodes.iter().map(|(_, a)| *a).collect();
+        let mut client = Client::connect(&addrs, certs_dir, name, options)?;
+        for (id, addr) in nodes {
+            let i = client.session_for(*addr);
+            client.known_ids.insert(*id, i);
         }
         Ok(client)
     }
@@ -283,10 +303,16 @@ impl Client {
             tried += 1;
             match session.request(payload.clone(), attempt).await {
                 Ok(bytes) => match protocol::decode::<Response>(&bytes) {
-                    Ok(Response::NotLeader { leader_addr, .. }) => {
-                        let next = leader_addr
-                            .and_then(|a| a.parse::<SocketAddr>().ok())
-                            .map(|a| self.session_for(a));
+                    Ok(Response::NotLeader {
+                        leader,
+                        leader_addr,
+                    }) => {
+                        let known = leader.and_then(|l| self.known_ids.get(&l).copied());
+                        let next = known.or_else(|| {
+                            leader_addr
+                                .and_then(|a| a.parse::<SocketAddr>().ok())
+                                .map(|a| self.session_for(a))
+                        });
                         match next {
                             Some(i) if i != target => target = i,
                             _ => {

@@ -197,9 +197,11 @@ pub async fn run(
             snapshot = ?persisted.snapshot.as_ref().map(|s| s.meta.index), seed = raft_cfg.rng_seed, "restarting from disk");
         RawNode::restart(raft_cfg, persisted, now_ms(started))?
     };
-    state.addresses.iter().for_each(|(id, a)| {
-        addresses.insert(*id, a.clone());
-    });
+    // Locally configured addresses win over the replicated address book: an operator (or the chaos tool's
+    // network relays) may route this node to a peer differently from how the peer advertises itself.
+    for (id, addr) in &state.addresses {
+        addresses.entry(*id).or_insert_with(|| addr.clone());
+    }
     let last_snapshot_index = raw.log().snapshot_index();
     let member_applied = raw
         .snapshot()
@@ -689,7 +691,9 @@ impl Server {
 
     fn refresh_addresses(&mut self) {
         for (id, addr) in &self.state.addresses {
-            self.addresses.insert(*id, addr.clone());
+            if !self.cfg.peers.contains_key(id) {
+                self.addresses.insert(*id, addr.clone());
+            }
         }
         self.sync_peers();
     }
