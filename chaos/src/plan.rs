@@ -230,6 +230,16 @@ pub enum FaultKind {
     Terminate,
     /// SIGSTOP; SIGCONT when the fault ends.
     Pause,
+    /// Cut links in the shape of `topology`; heal them when the fault ends.
+    Partition,
+    /// Degrade the links of the targets (loss, delay, jitter, duplication, reordering, rate limit).
+    Packet,
+    /// Step the targets' wall clocks by `offset` (as NTP would); reset when the fault ends.
+    ClockBump,
+    /// Flip the targets' wall clocks between `offset` and true time every `period`.
+    ClockStrobe,
+    /// Run the targets' clocks (wall and monotonic) at `clock_rate` times real speed.
+    ClockDrift,
 }
 
 impl FaultKind {
@@ -239,7 +249,81 @@ impl FaultKind {
             FaultKind::Kill => "kill",
             FaultKind::Terminate => "terminate",
             FaultKind::Pause => "pause",
+            FaultKind::Partition => "partition",
+            FaultKind::Packet => "packet",
+            FaultKind::ClockBump => "clock-bump",
+            FaultKind::ClockStrobe => "clock-strobe",
+            FaultKind::ClockDrift => "clock-drift",
         }
+    }
+
+    /// Whether the fault needs the network relays.
+    pub fn is_network(self) -> bool {
+        matches!(self, FaultKind::Partition | FaultKind::Packet)
+    }
+
+    /// Whether the fault needs the clock shim.
+    pub fn is_clock(self) -> bool {
+        matches!(
+            self,
+            FaultKind::ClockBump | FaultKind::ClockStrobe | FaultKind::ClockDrift
+        )
+    }
+}
+
+/// A signed duration: "+10s", "-1h", "250ms".
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(into = "String")]
+pub struct SignedDur {
+    /// Magnitude.
+    pub magnitude: Duration,
+    /// Whether it is negative (backwards).
+    pub negative: bool,
+}
+
+impl SignedDur {
+    /// Nanoseconds, signed.
+    pub fn as_nanos_i64(self) -> i64 {
+        let n = self.magnitude.as_nanos().min(i64::MAX as u128) as i64;
+        if self.negative {
+            -n
+        } else {
+            n
+        }
+    }
+}
+
+impl fmt::Display for SignedDur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sign = if self.negative { "-" } else { "+" };
+        write!(f, "{sign}{}", humantime::format_duration(self.magnitude))
+    }
+}
+
+impl From<SignedDur> for String {
+    fn from(d: SignedDur) -> String {
+        d.to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for SignedDur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<SignedDur, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let trimmed = text.trim();
+        let (negative, rest) = match trimmed.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, trimmed.trim_start_matches('+')),
+        };
+        humantime::parse_duration(rest)
+            .map(|magnitude| SignedDur {
+                magnitude,
+                negative,
+            })
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "expected a signed duration like \"+10s\" or \"-500ms\", got {text:?} ({e})"
+                ))
+            })
     }
 }
 
@@ -260,6 +344,29 @@ pub struct FaultPlan {
     /// How long it lasts before it is undone.
     #[serde(default = "default_fault_duration")]
     pub duration: Dur,
+    /// Partition: the shape (isolate cuts off the target; one-way deafens the target).
+    pub topology: Option<crate::topology::Topology>,
+    /// Partition with topology "groups": the groups, by node id.
+    #[serde(default)]
+    pub groups: Vec<Vec<u64>>,
+    /// Packet: fraction of packets dropped.
+    pub loss: Option<f64>,
+    /// Packet: added one-way delay.
+    pub delay: Option<Dur>,
+    /// Packet: extra random delay, uniform in [0, jitter].
+    pub jitter: Option<Dur>,
+    /// Packet: fraction of packets duplicated.
+    pub duplicate: Option<f64>,
+    /// Packet: fraction of packets held back so later ones overtake them.
+    pub reorder: Option<f64>,
+    /// Packet: bandwidth limit in bytes per second.
+    pub rate_limit_bytes_per_s: Option<u64>,
+    /// Clock bump and strobe: the step of the wall clock.
+    pub offset: Option<SignedDur>,
+    /// Clock strobe: how often the wall clock flips.
+    pub period: Option<Dur>,
+    /// Clock drift: the rate of the node's clocks (2.0 = twice as fast).
+    pub clock_rate: Option<f64>,
 }
 
 fn default_target() -> Target {
@@ -521,8 +628,140 @@ impl Plan {
                     ));
                 }
             }
+            self.validate_fault_params(f)
+                .map_err(|(name, message)| invalid(&field(name), message))?;
         }
         Ok(())
+    }
+}
+
+impl Plan {
+    /// Checks that a fault has exactly the parameters its kind uses, with sane values.
+    fn validate_fault_params(&self, f: &FaultPlan) -> Result<(), (&'static str, String)> {
+        use crate::topology::Topology;
+        let packet_params = [
+            ("loss", f.loss.is_some()),
+            ("delay", f.delay.is_some()),
+            ("jitter", f.jitter.is_some()),
+            ("duplicate", f.duplicate.is_some()),
+            ("reorder", f.reorder.is_some()),
+            ("rate_limit_bytes_per_s", f.rate_limit_bytes_per_s.is_some()),
+        ];
+        let present = [
+            ("topology", f.topology.is_some()),
+            ("groups", !f.groups.is_empty()),
+            ("offset", f.offset.is_some()),
+            ("period", f.period.is_some()),
+            ("clock_rate", f.clock_rate.is_some()),
+        ];
+        let allowed: &[&str] = match f.kind {
+            FaultKind::Kill | FaultKind::Terminate | FaultKind::Pause => &[],
+            FaultKind::Partition => &["topology", "groups"],
+            FaultKind::Packet => &[
+                "loss",
+                "delay",
+                "jitter",
+                "duplicate",
+                "reorder",
+                "rate_limit_bytes_per_s",
+            ],
+            FaultKind::ClockBump => &["offset"],
+            FaultKind::ClockStrobe => &["offset", "period"],
+            FaultKind::ClockDrift => &["clock_rate"],
+        };
+        let unused = packet_params
+            .iter()
+            .chain(present.iter())
+            .find(|(name, on)| *on && !allowed.contains(name));
+        if let Some((name, _)) = unused {
+            let uses = if allowed.is_empty() {
+                "nothing".to_string()
+            } else {
+                allowed.join(", ")
+            };
+            return Err((
+                name,
+                format!("not used by a {} fault (it uses: {uses})", f.kind.name()),
+            ));
+        }
+        for (name, fraction) in [
+            ("loss", f.loss),
+            ("duplicate", f.duplicate),
+            ("reorder", f.reorder),
+        ] {
+            if let Some(x) = fraction {
+                if !(0.0..=1.0).contains(&x) {
+                    return Err((
+                        name,
+                        format!("expected a fraction between 0 and 1, got {x}"),
+                    ));
+                }
+            }
+        }
+        let n = self.cluster.nodes;
+        match f.kind {
+            FaultKind::Partition => match &f.topology {
+                None => {
+                    return Err((
+                        "topology",
+                        "a partition needs a topology: isolate, halves, random-halves, majorities-ring, bridge, \
+                         one-way or groups"
+                            .into(),
+                    ))
+                }
+                Some(Topology::Groups) => {
+                    let mut seen = std::collections::BTreeSet::new();
+                    for id in f.groups.iter().flatten() {
+                        if *id == 0 || *id as usize > n || !seen.insert(*id) {
+                            return Err(("groups", format!("node {id} is out of range 1..={n} or listed twice")));
+                        }
+                    }
+                    if f.groups.len() < 2 {
+                        return Err(("groups", "expected at least two groups, e.g. [[1, 2], [3]]".into()));
+                    }
+                }
+                Some(Topology::MajoritiesRing) if n < 5 => {
+                    return Err(("topology", format!("majorities-ring needs at least 5 nodes, the cluster has {n}")));
+                }
+                Some(Topology::Bridge) if n < 3 => {
+                    return Err(("topology", format!("bridge needs at least 3 nodes, the cluster has {n}")));
+                }
+                Some(_) if !f.groups.is_empty() => {
+                    return Err(("groups", "only used with topology = \"groups\"".into()))
+                }
+                Some(_) => {}
+            },
+            FaultKind::Packet if packet_params.iter().all(|(_, on)| !on) => {
+                return Err((
+                    "loss",
+                    "a packet fault needs at least one of loss, delay, jitter, duplicate, reorder, \
+                     rate_limit_bytes_per_s"
+                        .into(),
+                ));
+            }
+            FaultKind::ClockBump | FaultKind::ClockStrobe if f.offset.is_none() => {
+                return Err(("offset", "expected an offset like \"+10s\" or \"-500ms\"".into()));
+            }
+            FaultKind::ClockStrobe if f.period.is_none_or(|p| p.0 < Duration::from_millis(1)) => {
+                return Err(("period", "expected a strobe period of at least 1ms, e.g. \"50ms\"".into()));
+            }
+            FaultKind::ClockDrift => match f.clock_rate {
+                Some(r) if (0.01..=100.0).contains(&r) => {}
+                other => return Err(("clock_rate", format!("expected a rate between 0.01 and 100, got {other:?}"))),
+            },
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether any fault needs the network relays.
+    pub fn needs_relays(&self) -> bool {
+        self.faults.iter().any(|f| f.kind.is_network())
+    }
+
+    /// Whether any fault needs the clock shim.
+    pub fn needs_clock_shim(&self) -> bool {
+        self.faults.iter().any(|f| f.kind.is_clock())
     }
 }
 
@@ -531,6 +770,45 @@ mod tests {
     use super::*;
 
     const MINIMAL: &str = "name = \"t\"\nduration = \"5s\"\n";
+
+    #[test]
+    fn network_and_clock_faults_take_only_their_parameters() {
+        let ok = format!(
+            "{MINIMAL}[[faults]]\nkind = \"partition\"\ntopology = \"groups\"\ngroups = [[1], [2, 3]]\nat = [\"1s\"]\n\
+             [[faults]]\nkind = \"packet\"\ntarget = \"all\"\nloss = 0.1\ndelay = \"20ms\"\nevery = \"2s\"\n\
+             [[faults]]\nkind = \"clock-strobe\"\noffset = \"-2s\"\nperiod = \"50ms\"\nevery = \"2s\"\n\
+             [[faults]]\nkind = \"clock-drift\"\nclock_rate = 2.0\nevery = \"2s\"\n"
+        );
+        let plan = Plan::parse(&ok, "p.toml").unwrap();
+        assert!(plan.needs_relays() && plan.needs_clock_shim());
+        assert_eq!(
+            plan.faults[2].offset.unwrap().as_nanos_i64(),
+            -2_000_000_000
+        );
+        let kill_with_loss =
+            format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nloss = 0.5\nevery = \"1s\"\n");
+        let err = Plan::parse(&kill_with_loss, "p.toml")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "p.toml: faults[0].loss: not used by a kill fault (it uses: nothing)"
+        );
+        let ring = format!("{MINIMAL}[[faults]]\nkind = \"partition\"\ntopology = \"majorities-ring\"\nevery = \"1s\"\n");
+        let err = Plan::parse(&ring, "p.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("majorities-ring needs at least 5 nodes"),
+            "{err}"
+        );
+        let bad = format!(
+            "{MINIMAL}[[faults]]\nkind = \"clock-bump\"\noffset = \"sideways\"\nevery = \"1s\"\n"
+        );
+        let err = Plan::parse(&bad, "p.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("line 5") && err.contains("signed duration"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_minimal_plan_gets_defaults() {

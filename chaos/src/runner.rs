@@ -4,7 +4,9 @@
 //! resolved plan, seed, git commit, timeline), `history.jsonl`, `events.jsonl`, `nodes/<id>/` (data and log),
 //! `certs/`, `report.json` and, when the history is not linearizable, `counterexample.html`.
 
-use crate::nemesis::{find_leader, ActiveFault, EventLog, Nemesis};
+use crate::nemesis::{
+    find_leader, ActiveFault, ClockBackend, EventLog, LinkDegradation, Nemesis, NetworkBackend,
+};
 use crate::plan::{Dur, Model, Plan, PlanError};
 use crate::recorder;
 use crate::schedule::{derive_seed, schedule, ScheduledFault, Targets};
@@ -237,13 +239,55 @@ fn make_run_dir(out: &Path, plan: &Plan) -> Result<PathBuf, RunError> {
 struct Cluster {
     addrs: Vec<(u64, SocketAddr)>,
     certs: PathBuf,
+    /// The relays between nodes, when the plan has network faults.
+    mesh: Option<netproxy::RelayMesh>,
 }
 
-fn prepare_cluster(
+/// Network faults through the relay mesh's fault table.
+#[derive(Debug)]
+struct RelayNetwork {
+    table: std::sync::Arc<netproxy::FaultTable>,
+}
+
+impl NetworkBackend for RelayNetwork {
+    fn apply(&mut self, links: &std::collections::BTreeMap<(u64, u64), LinkDegradation>) {
+        self.table.clear_all();
+        for (&(from, to), d) in links {
+            let fault = netproxy::LinkFault {
+                drop_all: d.cut,
+                loss: d.loss,
+                delay: d.delay,
+                jitter: d.jitter,
+                duplicate: d.duplicate,
+                reorder: d.reorder,
+                reorder_delay: if d.reorder > 0.0 {
+                    netproxy::REORDER_HOLD_DEFAULT
+                } else {
+                    Duration::ZERO
+                },
+                rate: d
+                    .rate_limit_bytes_per_s
+                    .map(netproxy::RateLimit::per_second),
+            };
+            if let Err(e) = self.table.set(from, to, fault) {
+                tracing::error!(from, to, error = %e, "cannot apply a link fault");
+            }
+        }
+    }
+}
+
+/// The network and clock backends of a run, when its plan needs them.
+type Backends = (
+    Option<Box<dyn NetworkBackend>>,
+    Option<Box<dyn ClockBackend>>,
+);
+
+async fn prepare_cluster(
     plan: &Plan,
+    seed: u64,
     binary: &Path,
     run_dir: &Path,
-) -> Result<(Cluster, Supervisor), RunError> {
+) -> Result<(Cluster, Supervisor, Backends), RunError> {
     let n = plan.cluster.nodes as u64;
     let certs = run_dir.join("certs");
     let now = SystemTime::now();
@@ -278,6 +322,22 @@ fn prepare_cluster(
             )
         })
         .collect();
+    // With network faults, node i reaches node j through its own relay R(i, j), so any link can be cut.
+    let mesh = if plan.needs_relays() {
+        let config = netproxy::MeshConfig {
+            relay: netproxy::RelayConfig {
+                seed: derive_seed(seed, "network"),
+                ..netproxy::RelayConfig::default()
+            },
+            ..netproxy::MeshConfig::default()
+        };
+        Some(
+            netproxy::RelayMesh::start(&addrs, config)
+                .map_err(|e| RunError::Setup(format!("starting the network relays: {e}")))?,
+        )
+    } else {
+        None
+    };
     let mut supervisor = Supervisor::new();
     for &(id, addr) in &addrs {
         let node_dir = run_dir.join("nodes").join(format!("n{id}"));
@@ -294,7 +354,12 @@ fn prepare_cluster(
         args.extend(["--data-dir".into(), node_dir.join("data").into_os_string()]);
         args.extend(["--certs".into(), certs.clone().into_os_string()]);
         for &(peer, peer_addr) in &addrs {
-            args.extend(["--peer".into(), format!("{peer}={peer_addr}").into()]);
+            let route = mesh
+                .as_ref()
+                .filter(|_| peer != id)
+                .and_then(|m| m.addr_for(id, peer))
+                .unwrap_or(peer_addr);
+            args.extend(["--peer".into(), format!("{peer}={route}").into()]);
         }
         for (flag, d) in [
             ("--heartbeat-interval", c.heartbeat_interval),
@@ -316,7 +381,17 @@ fn prepare_cluster(
             log: node_dir.join("node.log"),
         });
     }
-    Ok((Cluster { addrs, certs }, supervisor))
+    let network: Option<Box<dyn NetworkBackend>> = mesh.as_ref().map(|m| {
+        Box::new(RelayNetwork {
+            table: m.faults().clone(),
+        }) as Box<dyn NetworkBackend>
+    });
+    let clocks: Option<Box<dyn ClockBackend>> = None;
+    Ok((
+        Cluster { addrs, certs, mesh },
+        supervisor,
+        (network, clocks),
+    ))
 }
 
 fn log_tails(supervisor: &Supervisor) -> String {
@@ -430,7 +505,8 @@ async fn lifecycle(
     )
     .map_err(setup_err("writing manifest.json"))?;
 
-    let (cluster, mut supervisor) = prepare_cluster(plan, binary, run_dir)?;
+    let (mut cluster, mut supervisor, (network, clocks)) =
+        prepare_cluster(plan, seed, binary, run_dir).await?;
     for id in supervisor.ids() {
         supervisor
             .start(id)
@@ -481,11 +557,7 @@ async fn lifecycle(
             .map_err(setup_err("creating history.jsonl"))?;
     let events = EventLog::create(&run_dir.join("events.jsonl"))
         .map_err(setup_err("creating events.jsonl"))?;
-    let mut nemesis = Nemesis {
-        supervisor,
-        events,
-        terminate_grace: Duration::from_secs(2),
-    };
+    let mut nemesis = Nemesis::new(supervisor, events, network, clocks);
     recorder.note(
         "runner",
         EventKind::Info,
@@ -561,6 +633,15 @@ async fn lifecycle(
         let Some(next) = [next_start, next_end].into_iter().flatten().min() else {
             break;
         };
+        // Strobing clocks flip on their own period between timeline events.
+        while let Some(flip) = nemesis.next_strobe() {
+            let flip = tokio::time::Instant::from_std(flip);
+            if flip >= phase_start + next {
+                break;
+            }
+            tokio::time::sleep_until(flip).await;
+            nemesis.tick_strobes();
+        }
         tokio::time::sleep_until(phase_start + next).await;
         if next_end == Some(next) {
             let i = active
@@ -576,7 +657,7 @@ async fn lifecycle(
             } else {
                 None
             };
-            let hit = nemesis.start(&fault, leader, &recorder);
+            let hit = nemesis.start(&fault, &plan.faults[fault.plan_index], leader, &recorder);
             progress.line(&format!(
                 "  +{:.1}s {} {} -> {:?}",
                 fault.start.as_secs_f64(),
@@ -642,6 +723,18 @@ async fn lifecycle(
     }
     endpoint.close().await;
     nemesis.supervisor.shutdown(Duration::from_secs(3));
+    if let Some(mesh) = cluster.mesh.take() {
+        let counters = mesh.counters();
+        let links: Vec<serde_json::Value> = counters
+            .iter()
+            .map(|(link, c)| serde_json::json!({"link": link.to_string(), "packets_in": c.packets_in, "forwarded": c.forwarded, "dropped": c.dropped.total(), "duplicated": c.duplicated, "delayed": c.delayed}))
+            .collect();
+        let _ = std::fs::write(
+            run_dir.join("network.json"),
+            serde_json::to_string_pretty(&links).expect("json"),
+        );
+        mesh.shutdown().await;
+    }
 
     // Check.
     if !opts.quiet {

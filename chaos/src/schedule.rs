@@ -1,7 +1,8 @@
 //! The schedule: a pure function from plan and seed to the exact timeline of faults, computed before anything
 //! runs. The same plan and seed always give the same timeline.
 
-use crate::plan::{FaultKind, Plan, Target};
+use crate::plan::{FaultKind, FaultPlan, Plan, Target};
+use crate::topology::Topology;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -77,6 +78,27 @@ fn resolve(target: Target, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
     }
 }
 
+/// Whom a fault hits, by kind: partitions whose shape is random (random halves, the order of a ring or bridge)
+/// are drawn here, so the timeline says exactly which links will be cut.
+fn resolve_for(fault: &FaultPlan, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
+    let all: Vec<u64> = (1..=nodes as u64).collect();
+    match (fault.kind, &fault.topology) {
+        (FaultKind::Partition, Some(Topology::RandomHalves)) => {
+            let mut half: Vec<u64> = all.choose_multiple(rng, nodes / 2).copied().collect();
+            half.sort_unstable();
+            Targets::Nodes(half)
+        }
+        (FaultKind::Partition, Some(Topology::MajoritiesRing | Topology::Bridge)) => {
+            // The ring (or line) order, shuffled: which nodes end up as neighbours is part of the fault.
+            let mut order = all;
+            order.shuffle(rng);
+            Targets::Nodes(order)
+        }
+        (FaultKind::Partition, Some(Topology::Halves | Topology::Groups)) => Targets::Nodes(all),
+        _ => resolve(fault.target, nodes, rng),
+    }
+}
+
 /// The timeline of `plan` under `seed`, sorted by start time.
 pub fn schedule(plan: &Plan, seed: u64) -> Vec<ScheduledFault> {
     let phase = plan.duration.0;
@@ -100,7 +122,7 @@ pub fn schedule(plan: &Plan, seed: u64) -> Vec<ScheduledFault> {
             }
         }
         for start in starts {
-            let targets = resolve(fault.target, plan.cluster.nodes, &mut rng);
+            let targets = resolve_for(fault, plan.cluster.nodes, &mut rng);
             if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) {
                 continue; // A minority of a single-node cluster is nobody.
             }
@@ -117,6 +139,44 @@ pub fn schedule(plan: &Plan, seed: u64) -> Vec<ScheduledFault> {
     out.sort_by_key(|f| (f.start, f.plan_index));
     for (i, f) in out.iter_mut().enumerate() {
         f.id = i;
+    }
+    out
+}
+
+/// The parameters of a fault, for people: " isolate", " loss=0.1 delay=20ms", " +10s".
+pub fn describe(f: &FaultPlan) -> String {
+    let mut out = String::new();
+    if let Some(t) = &f.topology {
+        let _ = write!(out, "  topology {}", t.name());
+        if !f.groups.is_empty() {
+            let _ = write!(out, " {:?}", f.groups);
+        }
+    }
+    let fractions = [
+        ("loss", f.loss),
+        ("duplicate", f.duplicate),
+        ("reorder", f.reorder),
+        ("clock-rate", f.clock_rate),
+    ];
+    for (name, v) in fractions {
+        if let Some(v) = v {
+            let _ = write!(out, "  {name} {v}");
+        }
+    }
+    for (name, v) in [
+        ("delay", f.delay),
+        ("jitter", f.jitter),
+        ("period", f.period),
+    ] {
+        if let Some(v) = v {
+            let _ = write!(out, "  {name} {v}");
+        }
+    }
+    if let Some(r) = f.rate_limit_bytes_per_s {
+        let _ = write!(out, "  rate-limit {r} B/s");
+    }
+    if let Some(o) = f.offset {
+        let _ = write!(out, "  offset {o}");
     }
     out
 }
@@ -148,12 +208,13 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
         };
         let _ = writeln!(
             out,
-            "  #{:<3} {:>9.3}s .. {:>9.3}s  {:<10} {}{note}",
+            "  #{:<3} {:>9.3}s .. {:>9.3}s  {:<12} {}{note}{}",
             f.id,
             f.start.as_secs_f64(),
             f.end.as_secs_f64(),
             f.kind.name(),
             f.targets,
+            describe(&plan.faults[f.plan_index]),
         );
     }
     out

@@ -69,6 +69,10 @@ pub struct LocalCluster {
     pub extra_args: Vec<String>,
     /// Snapshot every this many entries (small by default, so tests exercise snapshots).
     pub snapshot_interval_entries: u64,
+    /// Per node, the address it must use for each peer (default: the peer's own address), e.g. a relay.
+    pub peer_routes: BTreeMap<u64, BTreeMap<u64, SocketAddr>>,
+    /// Per node, extra environment variables (e.g. a clock shim's LD_PRELOAD).
+    pub envs: BTreeMap<u64, Vec<(String, String)>>,
 }
 
 impl LocalCluster {
@@ -98,6 +102,8 @@ impl LocalCluster {
             binary: binary.to_path_buf(),
             extra_args: Vec::new(),
             snapshot_interval_entries: 50,
+            peer_routes: BTreeMap::new(),
+            envs: BTreeMap::new(),
         }
     }
 
@@ -147,10 +153,17 @@ impl LocalCluster {
             }
             None => {
                 for peer in &self.initial {
-                    cmd.arg("--peer")
-                        .arg(format!("{peer}={}", self.addrs[peer]));
+                    let route = self
+                        .peer_routes
+                        .get(&id)
+                        .and_then(|r| r.get(peer))
+                        .unwrap_or(&self.addrs[peer]);
+                    cmd.arg("--peer").arg(format!("{peer}={route}"));
                 }
             }
+        }
+        for (key, value) in self.envs.get(&id).into_iter().flatten() {
+            cmd.env(key, value);
         }
         cmd
     }

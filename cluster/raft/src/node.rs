@@ -190,6 +190,9 @@ pub struct Status {
     pub membership: Membership,
     /// Per-follower replication (leaders only).
     pub peers: Vec<PeerStatus>,
+    /// Elections this node has started since it started (pre-votes included): how often its election timer
+    /// fired, which clock faults change.
+    pub elections_started: u64,
 }
 
 #[derive(Debug)]
@@ -251,6 +254,7 @@ pub struct RawNode {
     read_states: Vec<ReadState>,
     failed_reads: Vec<u64>,
     ready_outstanding: bool,
+    elections_started: u64,
 }
 
 impl RawNode {
@@ -360,6 +364,7 @@ impl RawNode {
             read_states: Vec::new(),
             failed_reads: Vec::new(),
             ready_outstanding: false,
+            elections_started: 0,
             cfg,
         };
         node.refresh_membership();
@@ -445,6 +450,7 @@ impl RawNode {
             snapshot_index: self.log.snapshot_index(),
             membership: self.membership.clone(),
             peers,
+            elections_started: self.elections_started,
         }
     }
 
@@ -837,6 +843,7 @@ impl RawNode {
     }
 
     fn campaign(&mut self, transfer: bool) {
+        self.elections_started += 1;
         if self.cfg.pre_vote && !transfer {
             self.role = Role::PreCandidate;
             self.leader = None;
