@@ -243,6 +243,22 @@ struct Cluster {
     mesh: Option<netproxy::RelayMesh>,
 }
 
+/// Clock faults through each node's clock-shim control file.
+#[derive(Debug)]
+struct ShimClocks {
+    controls: std::collections::BTreeMap<u64, clock_shim::Control>,
+}
+
+impl ClockBackend for ShimClocks {
+    fn set(&mut self, id: u64, offset_ns: i64, rate: f64) {
+        if let Some(control) = self.controls.get(&id) {
+            if let Err(e) = control.apply(offset_ns, rate) {
+                tracing::error!(node = id, error = %e, "cannot set the node's clock");
+            }
+        }
+    }
+}
+
 /// Network faults through the relay mesh's fault table.
 #[derive(Debug)]
 struct RelayNetwork {
@@ -338,6 +354,25 @@ async fn prepare_cluster(
     } else {
         None
     };
+    // With clock faults, every node runs under the clock shim, steered through its own control file.
+    let shim = if plan.needs_clock_shim() {
+        let library = clock_shim::library_path().ok_or_else(|| {
+            RunError::Setup(
+                "the plan has clock faults but the clock shim library was not found; build it with \
+                 `cargo build --release -p clock-shim` (or set CHAOS_CLOCK_SHIM_LIBRARY)"
+                    .into(),
+            )
+        })?;
+        eprintln!(
+            "clock faults: nodes run under {} ({})",
+            library.display(),
+            clock_shim::LIMITATIONS
+        );
+        Some(library)
+    } else {
+        None
+    };
+    let mut controls = std::collections::BTreeMap::new();
     let mut supervisor = Supervisor::new();
     for &(id, addr) in &addrs {
         let node_dir = run_dir.join("nodes").join(format!("n{id}"));
@@ -373,11 +408,24 @@ async fn prepare_cluster(
             c.snapshot_interval_entries.to_string().into(),
         ]);
         args.extend(c.extra_args.iter().map(OsString::from));
+        let mut env = Vec::new();
+        if let Some(library) = &shim {
+            let path = node_dir.join("clock");
+            let control = clock_shim::Control::create(&path)
+                .map_err(|e| RunError::Setup(format!("clock control file for n{id}: {e}")))?;
+            env.extend(
+                control
+                    .env(library)
+                    .into_iter()
+                    .map(|(k, v)| (OsString::from(k), v)),
+            );
+            controls.insert(id, control);
+        }
         supervisor.add(NodeLaunch {
             id,
             program: binary.to_path_buf(),
             args,
-            env: vec![],
+            env,
             log: node_dir.join("node.log"),
         });
     }
@@ -386,7 +434,8 @@ async fn prepare_cluster(
             table: m.faults().clone(),
         }) as Box<dyn NetworkBackend>
     });
-    let clocks: Option<Box<dyn ClockBackend>> = None;
+    let clocks: Option<Box<dyn ClockBackend>> =
+        shim.map(|_| Box::new(ShimClocks { controls }) as Box<dyn ClockBackend>);
     Ok((
         Cluster { addrs, certs, mesh },
         supervisor,
