@@ -1,46 +1,10 @@
 //! Clock faults from outside the nodes: raft-node processes under the clock shim, steered through their control
 //! files while they run.
 
+mod common;
+use common::node_binary;
 use raft_node::local::LocalCluster;
-use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn node_binary() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let chaos = Path::new(env!("CARGO_BIN_EXE_chaos"));
-    BUILD.call_once(|| {
-        let release = chaos
-            .parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|n| n == "release");
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        // The node and the shim library (a dependency of chaos, so normally built already).
-        cmd.args([
-            "build",
-            "-q",
-            "-p",
-            "raft-node",
-            "--bin",
-            "raft-node",
-            "-p",
-            "clock-shim",
-        ]);
-        cmd.current_dir(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("workspace"),
-        );
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo build").success(),
-            "building raft-node failed"
-        );
-    });
-    chaos.with_file_name("raft-node")
-}
 
 /// A cluster whose node `shimmed` runs under the clock shim; returns its control.
 fn cluster_with_shim(n: u64, start: &[u64], shimmed: u64) -> (LocalCluster, clock_shim::Control) {

@@ -1,39 +1,12 @@
 //! Network faults from outside the nodes: three raft-node processes whose peer links all go through the relay
 //! mesh, partitioned and healed while clients talk to them directly.
 
+mod common;
+use common::node_binary;
 use netproxy::{MeshConfig, RelayMesh};
 use raft_node::client::{Client, ClientOptions, Outcome};
 use raft_node::local::LocalCluster;
-use std::path::{Path, PathBuf};
-use std::sync::Once;
 use std::time::{Duration, Instant};
-
-/// The raft-node binary of this build profile (built once if missing or stale).
-fn node_binary() -> PathBuf {
-    static BUILD: Once = Once::new();
-    let chaos = Path::new(env!("CARGO_BIN_EXE_chaos"));
-    BUILD.call_once(|| {
-        let release = chaos
-            .parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|n| n == "release");
-        let mut cmd = std::process::Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "raft-node", "--bin", "raft-node"]);
-        cmd.current_dir(
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .expect("workspace"),
-        );
-        if release {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo build").success(),
-            "building raft-node failed"
-        );
-    });
-    chaos.with_file_name("raft-node")
-}
 
 fn client(cluster: &LocalCluster, ids: &[u64]) -> Client {
     let options = ClientOptions {

@@ -1,8 +1,9 @@
 //! `chaos run` and `chaos validate` end to end, against real raft-node processes on 127.0.0.1.
 
+mod common;
+use common::node_binary;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
@@ -12,26 +13,6 @@ fn repo() -> PathBuf {
         .parent()
         .expect("workspace root")
         .to_path_buf()
-}
-
-/// The raft-node binary of this build profile, next to the chaos binary (built once if missing or stale).
-fn node_binary() -> PathBuf {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let release = Path::new(CHAOS)
-            .parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|n| n == "release");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.args(["build", "-q", "-p", "raft-node", "--bin", "raft-node"])
-            .current_dir(repo());
-        if release {
-            cmd.arg("--release");
-        }
-        let status = cmd.status().expect("run cargo build");
-        assert!(status.success(), "building raft-node failed");
-    });
-    Path::new(CHAOS).with_file_name("raft-node")
 }
 
 fn write_plan(dir: &Path, name: &str, body: &str) -> PathBuf {
