@@ -62,7 +62,7 @@ impl StateMachine for NodeState {
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> NodeOutput {
         match postcard::from_bytes::<NodeCommand>(command) {
-            Ok(NodeCommand::Kv(cmd)) => NodeOutput::Kv(self.kv.apply(index, &cmd.encode())),
+            Ok(NodeCommand::Kv(cmd)) => NodeOutput::Kv(self.kv.apply_command(index, cmd)),
             Ok(NodeCommand::SetAddress { id, addr }) => {
                 self.addresses.insert(id, addr);
                 NodeOutput::AddressSet

@@ -158,6 +158,40 @@ impl KvStore {
         }
     }
 
+    fn advance_applied(&mut self, index: LogIndex) {
+        assert!(
+            index > self.applied,
+            "applying {index:?} after {:?}",
+            self.applied
+        );
+        self.applied = index;
+    }
+
+    /// Applies a decoded command committed at `index` (what [`StateMachine::apply`] does after decoding; for
+    /// state machines that embed this one and have decoded the command already).
+    pub fn apply_command(&mut self, index: LogIndex, cmd: KvCommand) -> KvOutput {
+        self.advance_applied(index);
+        if let Some(session) = self.sessions.get(&cmd.client) {
+            if cmd.seq == session.last_seq {
+                return session.last_output.clone(); // A retry of the latest command: answer, don't re-apply.
+            }
+            if cmd.seq < session.last_seq {
+                return KvOutput::Stale;
+            }
+        }
+        let output = self.execute(cmd.op);
+        self.sessions.insert(
+            cmd.client,
+            Session {
+                last_seq: cmd.seq,
+                last_output: output.clone(),
+                last_index: index,
+            },
+        );
+        self.evict_if_full();
+        output
+    }
+
     fn evict_if_full(&mut self) {
         while self.sessions.len() > self.max_sessions {
             let oldest = self
@@ -182,34 +216,13 @@ impl StateMachine for KvStore {
     type Output = KvOutput;
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> KvOutput {
-        assert!(
-            index > self.applied,
-            "applying {index:?} after {:?}",
-            self.applied
-        );
-        self.applied = index;
-        let Ok(cmd) = KvCommand::decode(command) else {
-            return KvOutput::Malformed;
-        };
-        if let Some(session) = self.sessions.get(&cmd.client) {
-            if cmd.seq == session.last_seq {
-                return session.last_output.clone(); // A retry of the latest command: answer, don't re-apply.
-            }
-            if cmd.seq < session.last_seq {
-                return KvOutput::Stale;
+        match KvCommand::decode(command) {
+            Ok(cmd) => self.apply_command(index, cmd),
+            Err(_) => {
+                self.advance_applied(index);
+                KvOutput::Malformed
             }
         }
-        let output = self.execute(cmd.op);
-        self.sessions.insert(
-            cmd.client,
-            Session {
-                last_seq: cmd.seq,
-                last_output: output.clone(),
-                last_index: index,
-            },
-        );
-        self.evict_if_full();
-        output
     }
 
     fn snapshot(&self) -> Vec<u8> {
