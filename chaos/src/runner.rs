@@ -303,6 +303,7 @@ async fn prepare_cluster(
     seed: u64,
     binary: &Path,
     run_dir: &Path,
+    quiet: bool,
 ) -> Result<(Cluster, Supervisor, Backends), RunError> {
     let n = plan.cluster.nodes as u64;
     let certs = run_dir.join("certs");
@@ -363,11 +364,12 @@ async fn prepare_cluster(
                     .into(),
             )
         })?;
-        eprintln!(
-            "clock faults: nodes run under {} ({})",
-            library.display(),
-            clock_shim::LIMITATIONS
-        );
+        if !quiet {
+            eprintln!(
+                "clock faults: nodes run under {}; statically linked and Go binaries ignore it (details in manifest.json)",
+                library.display()
+            );
+        }
         Some(library)
     } else {
         None
@@ -545,6 +547,7 @@ async fn lifecycle(
         "git_commit": commit,
         "started_at": humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         "node_binary": binary.display().to_string(),
+        "clock_shim_limitations": plan.needs_clock_shim().then_some(clock_shim::LIMITATIONS),
         "timeline": timeline,
         "replay": replay,
     });
@@ -555,7 +558,7 @@ async fn lifecycle(
     .map_err(setup_err("writing manifest.json"))?;
 
     let (mut cluster, mut supervisor, (network, clocks)) =
-        prepare_cluster(plan, seed, binary, run_dir).await?;
+        prepare_cluster(plan, seed, binary, run_dir, opts.quiet).await?;
     for id in supervisor.ids() {
         supervisor
             .start(id)
