@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod nemesis;
+pub mod nftables;
 pub mod plan;
 pub mod recorder;
 pub mod runner;

@@ -226,14 +226,20 @@ impl Nemesis {
                 };
             }
         }
-        if let Some(net) = self.network.as_mut() {
-            net.apply(&merged);
+        match self.network.as_mut() {
+            Some(net) => net.apply(&merged),
+            None => assert!(
+                merged.is_empty(),
+                "a network fault started without a network backend"
+            ),
         }
     }
 
     /// Pushes every node's clock setting: the sum of the offsets and the product of the rates in force.
     fn apply_clocks(&mut self) {
         let Some(clocks) = self.clocks.as_mut() else {
+            let active = !self.clock_faults.is_empty() || !self.strobes.is_empty();
+            assert!(!active, "a clock fault started without clock controls");
             return;
         };
         for &id in &self.all_nodes {

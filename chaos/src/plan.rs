@@ -132,6 +132,20 @@ pub struct ClusterPlan {
     pub startup_timeout: Dur,
     /// Validity of the run's certificates, from one hour before the start.
     pub cert_validity: Dur,
+    /// How network faults reach the nodes: "relay" (userspace UDP relays, no privileges, every packet fault) or
+    /// "nftables" (kernel rules between per-node loopback addresses; root and `nft` required; cuts and loss only).
+    pub network: NetworkBackendKind,
+}
+
+/// The network fault backends.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkBackendKind {
+    /// A UDP relay on every directed link.
+    #[default]
+    Relay,
+    /// nftables rules between 127.0.0.x addresses.
+    Nftables,
 }
 
 impl Default for ClusterPlan {
@@ -147,6 +161,7 @@ impl Default for ClusterPlan {
             snapshot_interval_entries: 1000,
             startup_timeout: Dur(Duration::from_secs(15)),
             cert_validity: Dur(Duration::from_secs(24 * 3600)),
+            network: NetworkBackendKind::Relay,
         }
     }
 }
@@ -630,6 +645,21 @@ impl Plan {
             }
             self.validate_fault_params(f)
                 .map_err(|(name, message)| invalid(&field(name), message))?;
+            if c.network == NetworkBackendKind::Nftables && f.kind == FaultKind::Packet {
+                let unsupported = [
+                    ("delay", f.delay.is_some()),
+                    ("jitter", f.jitter.is_some()),
+                    ("duplicate", f.duplicate.is_some()),
+                    ("reorder", f.reorder.is_some()),
+                    ("rate_limit_bytes_per_s", f.rate_limit_bytes_per_s.is_some()),
+                ];
+                if let Some((name, _)) = unsupported.iter().find(|(_, on)| *on) {
+                    return Err(invalid(
+                        &field(name),
+                        "the nftables backend can only cut links and drop a fraction of packets (loss); use cluster.network = \"relay\"".into(),
+                    ));
+                }
+            }
         }
         Ok(())
     }

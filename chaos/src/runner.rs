@@ -7,7 +7,7 @@
 use crate::nemesis::{
     find_leader, ActiveFault, ClockBackend, EventLog, LinkDegradation, Nemesis, NetworkBackend,
 };
-use crate::plan::{Dur, Model, Plan, PlanError};
+use crate::plan::{Dur, Model, NetworkBackendKind, Plan, PlanError};
 use crate::recorder;
 use crate::schedule::{derive_seed, schedule, ScheduledFault, Targets};
 use crate::supervisor::{NodeLaunch, Supervisor};
@@ -306,6 +306,26 @@ async fn prepare_cluster(
     quiet: bool,
 ) -> Result<(Cluster, Supervisor, Backends), RunError> {
     let n = plan.cluster.nodes as u64;
+    // With the nftables backend every node has its own loopback address, so kernel rules can tell them apart.
+    let kernel_network =
+        plan.needs_relays() && plan.cluster.network == NetworkBackendKind::Nftables;
+    if kernel_network {
+        crate::nftables::available().map_err(|why| {
+            RunError::Setup(format!(
+                "cluster.network = \"nftables\" needs root and nft: {why}"
+            ))
+        })?;
+        for table in crate::nftables::clean_leftovers() {
+            tracing::warn!(%table, "removed nftables rules left behind by a run that crashed");
+        }
+    }
+    let node_ip = |id: u64| {
+        if kernel_network {
+            crate::nftables::node_ip(id)
+        } else {
+            Ipv4Addr::LOCALHOST
+        }
+    };
     let certs = run_dir.join("certs");
     let now = SystemTime::now();
     let validity = CertValidity::new(
@@ -323,7 +343,7 @@ async fn prepare_cluster(
         nodes: (1..=n)
             .map(|id| NodeSpec {
                 id,
-                addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+                addrs: vec![IpAddr::V4(node_ip(id))],
             })
             .collect(),
         clients: vec![CLIENT_NAME.into()],
@@ -335,12 +355,12 @@ async fn prepare_cluster(
         .map(|id| {
             (
                 id,
-                SocketAddr::from(([127, 0, 0, 1], raft_node::local::free_port())),
+                SocketAddr::from((node_ip(id), raft_node::local::free_port())),
             )
         })
         .collect();
     // With network faults, node i reaches node j through its own relay R(i, j), so any link can be cut.
-    let mesh = if plan.needs_relays() {
+    let mesh = if plan.needs_relays() && !kernel_network {
         let config = netproxy::MeshConfig {
             relay: netproxy::RelayConfig {
                 seed: derive_seed(seed, "network"),
@@ -431,11 +451,27 @@ async fn prepare_cluster(
             log: node_dir.join("node.log"),
         });
     }
-    let network: Option<Box<dyn NetworkBackend>> = mesh.as_ref().map(|m| {
-        Box::new(RelayNetwork {
-            table: m.faults().clone(),
-        }) as Box<dyn NetworkBackend>
-    });
+    let network: Option<Box<dyn NetworkBackend>> = if kernel_network {
+        let ips = addrs.iter().map(|&(id, _)| (id, node_ip(id))).collect();
+        let run_id = run_dir
+            .file_name()
+            .map_or("run".into(), |n| n.to_string_lossy().into_owned());
+        let nft = crate::nftables::NftNetwork::create(&run_id, &ips)
+            .map_err(|e| RunError::Setup(format!("creating the nftables rules: {e}")))?;
+        Some(Box::new(nft))
+    } else {
+        mesh.as_ref().map(|m| {
+            Box::new(RelayNetwork {
+                table: m.faults().clone(),
+            }) as Box<dyn NetworkBackend>
+        })
+    };
+    // A plan with network faults must never run without a way to inject them: that would pass vacuously.
+    assert_eq!(
+        network.is_some(),
+        plan.needs_relays(),
+        "network backend present exactly when the plan needs one"
+    );
     let clocks: Option<Box<dyn ClockBackend>> =
         shim.map(|_| Box::new(ShimClocks { controls }) as Box<dyn ClockBackend>);
     Ok((

@@ -139,6 +139,8 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
+        // The node's log level is its own (the tool's RUST_LOG would otherwise silence the node's logs).
+        cmd.env_remove("RUST_LOG");
         for (k, v) in &node.launch.env {
             cmd.env(k, v);
         }
