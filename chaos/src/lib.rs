@@ -7,8 +7,10 @@
 //! chaos run PLAN [--seed N] [--nodes N] [--duration D] [--out DIR] [--quiet] [--json]
 //! chaos validate PLAN [--seed N] [--json]
 //! chaos check HISTORY... [--model register|cas-register] [--time-limit 30s] [--out DIR] [--json]
+//! chaos bench election [--nodes 3] [--trials 20] [--election-timeout-min 150ms] [--json]
 //! ```
 
+pub mod bench;
 pub mod check;
 pub mod nemesis;
 pub mod nftables;

@@ -27,6 +27,9 @@ enum Command {
     Run(chaos::runner::RunArgs),
     /// Parse and check a plan, and print the exact timeline of faults it schedules.
     Validate(chaos::validate::ValidateArgs),
+    /// Measure the system under test (e.g. how fast a killed leader is replaced).
+    #[command(subcommand)]
+    Bench(chaos::bench::BenchCommand),
     /// Check history files for linearizability.
     ///
     /// Exit status: 0 all linearizable, 1 any not linearizable, 2 bad input (and no violation), 3 any unknown
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => return chaos::runner::run_command(args),
         Command::Validate(args) => return chaos::validate::run(args),
+        Command::Bench(command) => return chaos::bench::run(command),
         Command::Check(args) => chaos::check::run(args),
     };
     match result {

@@ -216,7 +216,7 @@ fn setup_err(what: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
     move |e| RunError::Setup(format!("{what}: {e}"))
 }
 
-fn make_run_dir(out: &Path, plan: &Plan) -> Result<PathBuf, RunError> {
+pub(crate) fn make_run_dir(out: &Path, plan: &Plan) -> Result<PathBuf, RunError> {
     std::fs::create_dir_all(out).map_err(setup_err(&format!("creating {}", out.display())))?;
     let base = format!("{}-{}", plan.name, timestamp());
     let mut dir = out.join(&base);
@@ -236,9 +236,9 @@ fn make_run_dir(out: &Path, plan: &Plan) -> Result<PathBuf, RunError> {
 }
 
 /// Everything the cluster consists of.
-struct Cluster {
-    addrs: Vec<(u64, SocketAddr)>,
-    certs: PathBuf,
+pub(crate) struct Cluster {
+    pub(crate) addrs: Vec<(u64, SocketAddr)>,
+    pub(crate) certs: PathBuf,
     /// The relays between nodes, when the plan has network faults.
     mesh: Option<netproxy::RelayMesh>,
 }
@@ -293,12 +293,12 @@ impl NetworkBackend for RelayNetwork {
 }
 
 /// The network and clock backends of a run, when its plan needs them.
-type Backends = (
+pub(crate) type Backends = (
     Option<Box<dyn NetworkBackend>>,
     Option<Box<dyn ClockBackend>>,
 );
 
-async fn prepare_cluster(
+pub(crate) async fn prepare_cluster(
     plan: &Plan,
     seed: u64,
     binary: &Path,
@@ -481,7 +481,7 @@ async fn prepare_cluster(
     ))
 }
 
-fn log_tails(supervisor: &Supervisor) -> String {
+pub(crate) fn log_tails(supervisor: &Supervisor) -> String {
     let mut out = String::new();
     for id in supervisor.ids() {
         if let Some(path) = supervisor.log_path(id) {

@@ -367,3 +367,28 @@ fn every_shipped_plan_parses() {
     }
     assert!(count >= 5, "configs/ ships plans for every fault kind");
 }
+
+#[test]
+fn bench_election_measures_leader_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = node_binary();
+    let output = chaos(
+        &[
+            "bench",
+            "election",
+            "--trials",
+            "2",
+            "--json",
+            "--binary",
+            binary.to_str().unwrap(),
+            "--out",
+            "results",
+        ],
+        dir.path(),
+    );
+    let figures = summary(&output);
+    assert_eq!(figures["trials"], 2, "{figures:#}");
+    let p50 = figures["p50_ms"].as_f64().unwrap();
+    // A new leader cannot win before the minimum election timeout (leader stickiness), nor take seconds here.
+    assert!((150.0..5_000.0).contains(&p50), "{figures:#}");
+}
