@@ -755,6 +755,15 @@ async fn lifecycle(
             ));
             active.push((fault.end, hit));
         }
+        for (id, status) in nemesis.supervisor.reap_all() {
+            progress.line(&format!("  node n{id} exited on its own ({status})"));
+            recorder.note(
+                "runner",
+                EventKind::Info,
+                "node-exited",
+                serde_json::json!({"node": id, "status": status}),
+            );
+        }
         let names: Vec<String> = active
             .iter()
             .map(|(_, a)| format!("{} {:?}", a.fault.kind.name(), a.nodes))
@@ -810,6 +819,8 @@ async fn lifecycle(
         Err(e) => return Err(RunError::Setup(format!("the recorder failed: {e}"))),
     }
     endpoint.close().await;
+    nemesis.supervisor.reap_all();
+    let unexpected_exits = nemesis.supervisor.unexpected_exits().to_vec();
     nemesis.supervisor.shutdown(Duration::from_secs(3));
     if let Some(mesh) = cluster.mesh.take() {
         let counters = mesh.counters();
@@ -834,6 +845,11 @@ async fn lifecycle(
         failed_expectations.push(format!(
             "only {} ops completed ok; the plan expects at least {}",
             counts.0, plan.expect.min_ok_ops
+        ));
+    }
+    for (id, status) in &unexpected_exits {
+        failed_expectations.push(format!(
+            "node n{id} exited on its own ({status}); see nodes/n{id}/node.log"
         ));
     }
     if plan.expect.final_reads_succeed && final_reads.1 > 0 {

@@ -54,6 +54,7 @@ struct NodeProcess {
 #[derive(Debug, Default)]
 pub struct Supervisor {
     nodes: BTreeMap<u64, NodeProcess>,
+    unexpected_exits: Vec<(u64, String)>,
 }
 
 /// A node process could not be started or signalled.
@@ -178,12 +179,28 @@ impl Supervisor {
     fn reap(&mut self, id: u64) {
         if let Some(node) = self.nodes.get_mut(&id) {
             if let Some(child) = node.child.as_mut() {
-                if matches!(child.try_wait(), Ok(Some(_))) {
+                if let Ok(Some(status)) = child.try_wait() {
+                    // Nobody signalled it (kill and terminate take the child first): it exited on its own.
+                    self.unexpected_exits.push((id, status.to_string()));
                     node.child = None;
                     node.paused = false;
                 }
             }
         }
+    }
+
+    /// Checks every node for an exit nobody caused; returns the new ones.
+    pub fn reap_all(&mut self) -> Vec<(u64, String)> {
+        let before = self.unexpected_exits.len();
+        for id in self.ids() {
+            self.reap(id);
+        }
+        self.unexpected_exits[before..].to_vec()
+    }
+
+    /// Every exit nobody caused (a crash of the system under test), with its status.
+    pub fn unexpected_exits(&self) -> &[(u64, String)] {
+        &self.unexpected_exits
     }
 
     /// The state of node `id`'s process.
@@ -357,6 +374,33 @@ mod tests {
         for pid in pids {
             assert!(!alive(pid), "pid {pid} outlived the supervisor");
         }
+    }
+
+    #[test]
+    fn a_process_that_exits_by_itself_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        let mut crasher = sleeper(dir.path(), 1);
+        crasher.args = vec!["-c".into(), "exit 101".into()];
+        sup.add(crasher);
+        sup.add(sleeper(dir.path(), 2));
+        sup.start(1).unwrap();
+        sup.start(2).unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while sup.unexpected_exits().is_empty() {
+            assert!(Instant::now() < give_up, "the exit was never noticed");
+            sup.reap_all();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(sup.unexpected_exits().len(), 1);
+        assert_eq!(sup.unexpected_exits()[0].0, 1);
+        assert!(
+            sup.unexpected_exits()[0].1.contains("101"),
+            "{:?}",
+            sup.unexpected_exits()
+        );
+        sup.kill(2);
+        assert_eq!(sup.reap_all(), vec![], "a kill is not an unexpected exit");
     }
 
     #[test]
