@@ -54,8 +54,10 @@ pub enum Record {
 pub struct Counts {
     /// ok completions.
     pub ok: AtomicU64,
-    /// fail completions.
+    /// fail completions (cas mismatches included).
     pub fail: AtomicU64,
+    /// of which: cas that found another value (an observation, not an error).
+    pub mismatch: AtomicU64,
     /// info completions.
     pub info: AtomicU64,
 }
@@ -88,6 +90,9 @@ impl Recorder {
         op: Operation,
         error: Option<String>,
     ) {
+        if kind == EventKind::Fail && error.as_deref() == Some(checker::history::ERROR_MISMATCH) {
+            self.counts.mismatch.fetch_add(1, Ordering::Relaxed);
+        }
         match kind {
             EventKind::Ok => self.counts.ok.fetch_add(1, Ordering::Relaxed),
             EventKind::Fail => self.counts.fail.fetch_add(1, Ordering::Relaxed),

@@ -89,8 +89,10 @@ pub struct RunSummary {
     pub failed_expectations: Vec<String>,
     /// Completed operations.
     pub ok: u64,
-    /// Definitely failed operations.
+    /// Definitely failed operations (including cas mismatches).
     pub fail: u64,
+    /// Of the failed: compare-and-sets that found another value.
+    pub cas_mismatch: u64,
     /// Indeterminate operations.
     pub info: u64,
     /// Faults started.
@@ -809,6 +811,7 @@ async fn lifecycle(
         recorder.counts().fail.load(Ordering::Relaxed),
         recorder.counts().info.load(Ordering::Relaxed),
     );
+    let cas_mismatch = recorder.counts().mismatch.load(Ordering::Relaxed);
     ticker.abort();
     progress.bar.finish_and_clear();
     recorder.note("runner", EventKind::Info, "stop", serde_json::json!({}));
@@ -875,6 +878,7 @@ async fn lifecycle(
         failed_expectations,
         ok: counts.0,
         fail: counts.1,
+        cas_mismatch,
         info: counts.2,
         faults: timeline.len(),
         final_reads: (final_reads.0, final_reads.0 + final_reads.1),
@@ -930,8 +934,8 @@ pub fn verdict_line(s: &RunSummary) -> String {
         RunVerdict::Unknown => "UNKNOWN",
     };
     let mut line = format!(
-        "{word}: {} (seed {}): history {}; {} ok, {} fail, {} info; {} faults; {:.1}s; {}",
-        s.plan, s.seed, s.linearizability, s.ok, s.fail, s.info, s.faults, s.seconds, s.run_dir
+        "{word}: {} (seed {}): history {}; {} ok, {} fail ({} of them cas mismatches), {} info; {} faults; {:.1}s; {}",
+        s.plan, s.seed, s.linearizability, s.ok, s.fail, s.cas_mismatch, s.info, s.faults, s.seconds, s.run_dir
     );
     for e in &s.failed_expectations {
         line.push_str(&format!("\n  expectation failed: {e}"));
