@@ -32,6 +32,9 @@ pub struct ElectionArgs {
     /// Upper bound of the election timeout.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "300ms")]
     pub election_timeout_max: Duration,
+    /// An extra argument for every node; repeat (e.g. --node-arg=--election-timeout-policy --node-arg=ranked).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
     /// The node binary (default: raft-node next to chaos).
     #[arg(long)]
     pub binary: Option<PathBuf>,
@@ -61,6 +64,7 @@ async fn election(args: &ElectionArgs) -> Result<serde_json::Value, RunError> {
     )?;
     plan.cluster.nodes = args.nodes;
     plan.cluster.binary = args.binary.clone();
+    plan.cluster.extra_args = args.node_args.clone();
     plan.cluster.heartbeat_interval = Dur(args.heartbeat_interval);
     plan.cluster.election_timeout_min = Dur(args.election_timeout_min);
     plan.cluster.election_timeout_max = Dur(args.election_timeout_max);

@@ -1,6 +1,6 @@
 //! raft-node's configuration: a TOML file, overridden by command-line flags, validated as a whole.
 
-use raft::{NodeId, ReadMode};
+use raft::{ElectionTimeoutPolicy, NodeId, ReadMode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -71,6 +71,8 @@ pub struct FileConfig {
     pub election_timeout_max: Option<Duration>,
     /// "read-index" (default) or "lease".
     pub read_mode: Option<String>,
+    /// "ranked" (default) or "random" (see raft::ElectionTimeoutPolicy).
+    pub election_timeout_policy: Option<String>,
     /// Clock drift tolerated by lease reads, as a fraction (default 0.05).
     pub lease_drift_bound: Option<f64>,
     /// "always" (default) or "never" (benchmarks only).
@@ -106,6 +108,8 @@ pub struct NodeConfig {
     pub election_timeout: (Duration, Duration),
     /// Read mode.
     pub read_mode: ReadMode,
+    /// Election timeout policy.
+    pub election_timeout_policy: ElectionTimeoutPolicy,
     /// Fsync policy.
     pub fsync: FsyncMode,
     /// Snapshot interval in entries.
@@ -212,6 +216,16 @@ impl FileConfig {
                 )))
             }
         };
+        let election_timeout_policy =
+            match self.election_timeout_policy.as_deref().unwrap_or("ranked") {
+                "random" => ElectionTimeoutPolicy::Random,
+                "ranked" => ElectionTimeoutPolicy::Ranked,
+                other => {
+                    return Err(ConfigError::Invalid(format!(
+                        "`election_timeout_policy` must be \"random\" or \"ranked\", got {other:?}"
+                    )))
+                }
+            };
         let snapshot_interval_entries = self.snapshot_interval_entries.unwrap_or(10_000);
         if snapshot_interval_entries == 0 {
             return Err(invalid("`snapshot_interval_entries` must be > 0"));
@@ -227,6 +241,7 @@ impl FileConfig {
             heartbeat_interval,
             election_timeout: (min, max),
             read_mode,
+            election_timeout_policy,
             fsync: self.fsync.unwrap_or(FsyncMode::Always),
             snapshot_interval_entries,
             bugs: self.bugs.unwrap_or_default(),

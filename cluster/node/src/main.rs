@@ -93,6 +93,10 @@ struct RunArgs {
     /// read-index (default) or lease.
     #[arg(long)]
     read_mode: Option<String>,
+    /// ranked (default) or random: ranked followers wait by their place after the leader, so the next one takes over
+    /// sooner and alone.
+    #[arg(long)]
+    election_timeout_policy: Option<String>,
     /// always (default) or never — never is for benchmarks only.
     #[arg(long, value_parser = parse_fsync)]
     fsync: Option<FsyncMode>,
@@ -260,6 +264,9 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     file.election_timeout_min = args.election_timeout_min.or(file.election_timeout_min);
     file.election_timeout_max = args.election_timeout_max.or(file.election_timeout_max);
     file.read_mode = args.read_mode.or(file.read_mode);
+    file.election_timeout_policy = args
+        .election_timeout_policy
+        .or(file.election_timeout_policy);
     file.fsync = args.fsync.or(file.fsync);
     file.snapshot_interval_entries = args
         .snapshot_interval_entries

@@ -241,6 +241,7 @@ fn raft_config(cfg: &NodeConfig) -> Config {
     c.election_timeout_min_ms = cfg.election_timeout.0.as_millis() as u64;
     c.election_timeout_max_ms = cfg.election_timeout.1.as_millis() as u64;
     c.read_mode = cfg.read_mode;
+    c.election_timeout_policy = cfg.election_timeout_policy;
     // Election jitter must differ per node and per start, yet be replayable: log the seed.
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -10,7 +10,8 @@
 
 use raft::kv::{KvCommand, KvOp, KvStore};
 use raft::{
-    Config, EntryPayload, Instant, Membership, Message, NodeId, RawNode, Role, StateMachine,
+    Config, ElectionTimeoutPolicy, EntryPayload, Instant, Membership, Message, NodeId, RawNode,
+    Role, StateMachine,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -190,7 +191,7 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
-fn election(min_ms: u64, max_ms: u64, pre_vote: bool, trials: u64) {
+fn election(min_ms: u64, max_ms: u64, pre_vote: bool, policy: ElectionTimeoutPolicy, trials: u64) {
     let mut samples = Vec::new();
     let mut split_votes = 0u64;
     for trial in 0..trials {
@@ -202,6 +203,7 @@ fn election(min_ms: u64, max_ms: u64, pre_vote: bool, trials: u64) {
                 cfg.election_timeout_max_ms = max_ms;
                 cfg.heartbeat_interval_ms = 50;
                 cfg.pre_vote = pre_vote;
+                cfg.election_timeout_policy = policy;
                 cfg.rng_seed = trial * 100 + id.0;
                 cfg
             },
@@ -240,7 +242,7 @@ fn election(min_ms: u64, max_ms: u64, pre_vote: bool, trials: u64) {
     }
     samples.sort_unstable();
     println!(
-        "election {min_ms}-{max_ms} ms, pre-vote {}: {} trials, new leader after p50 {} / p90 {} / p99 {} / max {} ms; \
+        "election {min_ms}-{max_ms} ms, pre-vote {}, {policy:?}: {} trials, new leader after p50 {} / p90 {} / p99 {} / max {} ms; \
          {split_votes} needed more than one term",
         if pre_vote { "on " } else { "off" },
         samples.len(),
@@ -271,7 +273,10 @@ fn main() {
         (300, 600),
     ] {
         for pre_vote in [true, false] {
-            election(min, max, pre_vote, trials);
+            election(min, max, pre_vote, ElectionTimeoutPolicy::Random, trials);
         }
+    }
+    for (min, max) in [(150, 300), (300, 600)] {
+        election(min, max, true, ElectionTimeoutPolicy::Ranked, trials);
     }
 }

@@ -36,7 +36,7 @@ pub mod sim;
 pub mod state_machine;
 pub mod types;
 
-pub use config::{Config, ConfigError, Mutations, ReadMode};
+pub use config::{Config, ConfigError, ElectionTimeoutPolicy, Mutations, ReadMode};
 pub use membership::{ConfChange, ConfChangeError, Membership};
 pub use message::{
     decode_message, encode_message, AppendResult, Entry, EntryPayload, Message, MessageBody,

@@ -28,7 +28,7 @@
 //! messages), and a follower acknowledges only entries it has made durable, which is what Raft's safety
 //! argument assumes of "stable storage" (Figure 2).
 
-use crate::config::{Config, ConfigError, ReadMode};
+use crate::config::{Config, ConfigError, ElectionTimeoutPolicy, ReadMode};
 use crate::log::RaftLog;
 use crate::membership::{ConfChange, ConfChangeError, Membership};
 use crate::message::{
@@ -756,10 +756,32 @@ impl RawNode {
     }
 
     fn reset_election_timer(&mut self) {
-        let timeout = self
-            .rng
-            .gen_range(self.cfg.election_timeout_min_ms..self.cfg.election_timeout_max_ms);
+        let (min, max) = (
+            self.cfg.election_timeout_min_ms,
+            self.cfg.election_timeout_max_ms,
+        );
+        let timeout = match self.ranked_timeout_rank() {
+            Some((rank, voters)) => {
+                let gap = (max - min) / (voters as u64 - 1).max(1);
+                min + rank as u64 * gap + self.rng.gen_range(0..(gap / 2).max(1))
+            }
+            None => self.rng.gen_range(min..max),
+        };
         self.election_due = self.now.add_ms(timeout);
+    }
+
+    /// With the ranked policy and a known leader: this follower's place after the leader on the ring of voters
+    /// (0 = right after it), and the number of voters.
+    fn ranked_timeout_rank(&self) -> Option<(usize, usize)> {
+        if self.cfg.election_timeout_policy != ElectionTimeoutPolicy::Ranked {
+            return None;
+        }
+        let leader = self.leader.filter(|&l| l != self.cfg.id)?;
+        let voters: Vec<NodeId> = self.membership.voters.iter().copied().collect();
+        let n = voters.len();
+        let me = voters.iter().position(|&v| v == self.cfg.id)?;
+        let at = voters.iter().position(|&v| v == leader)?;
+        Some(((me + n - at - 1) % n, n))
     }
 
     /// Whether this node has heard from a live leader recently enough to refuse to help depose it.

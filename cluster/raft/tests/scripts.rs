@@ -46,6 +46,7 @@ scripts! {
     snapshot => "snapshot.txt",
     persistence => "persistence.txt",
     persistence_mutation => "persistence_mutation.txt",
+    ranked_timeouts => "ranked_timeouts.txt",
 }
 
 #[test]

@@ -183,6 +183,7 @@ struct Params {
     /// Chance of crashing right after a vote became durable (where vote-persistence bugs show).
     crash_after_vote: f64,
     check_quorum: bool,
+    ranked_timeouts: bool,
 }
 
 impl Params {
@@ -217,6 +218,7 @@ impl Params {
             crash_after_vote: rng.gen_range(0.0..0.3),
             // Without check-quorum there is no leader stickiness; lease reads need it.
             check_quorum: lease || rng.gen_bool(0.7),
+            ranked_timeouts: rng.gen_bool(0.5),
         }
     }
 }
@@ -332,6 +334,9 @@ impl Sim {
             cfg.max_inflight_messages = params.max_inflight;
             cfg.read_mode = params.read_mode;
             cfg.check_quorum = params.check_quorum;
+            if params.ranked_timeouts {
+                cfg.election_timeout_policy = crate::config::ElectionTimeoutPolicy::Ranked;
+            }
             cfg.promotion_lag_max_entries = 10;
             // Backpressure: with one entry per message and one in flight, clients outpace replication.
             cfg.max_uncommitted_entries = 64;

@@ -11,9 +11,10 @@
 //! ```
 //!
 //! Commands (ids are node numbers):
-//! - `cluster N [pre-vote=off] [check-quorum=off] [max-entries=K] [lease] [mutation=NAME]` – N voters.
+//! - `cluster N [pre-vote=off] [check-quorum=off] [max-entries=K] [lease] [ranked] [mutation=NAME]` – N voters.
 //! - `campaign ID` – time passes beyond the election timeout and only ID notices.
 //! - `elapse MS` – time passes and every live node ticks (heartbeats, timeouts, check-quorum).
+//! - `run MS` – like elapse, delivering every message after each 10 ms step (a live cluster).
 //! - `tick ID MS` – time passes and only ID ticks.
 //! - `heartbeat ID` – time passes by one heartbeat interval and only ID ticks.
 //! - `stabilize` – deliver messages until none are left (partitions and drops apply).
@@ -171,6 +172,23 @@ impl Script {
                 for _ in 0..ms.div_ceil(10) {
                     self.now = self.now.add_ms(10);
                     self.with_raw(node, |raw, now| raw.tick(now))?;
+                }
+                Ok(())
+            }
+            "run" => {
+                // Time passes in 10 ms steps; every live node ticks and every message is delivered each step.
+                let ms = num(arg(1)?)?;
+                for _ in 0..ms.div_ceil(10) {
+                    self.now = self.now.add_ms(10);
+                    for node in self.live() {
+                        self.with_raw(node, |raw, now| raw.tick(now))?;
+                    }
+                    for _ in 0..1_000 {
+                        if self.queue.is_empty() {
+                            break;
+                        }
+                        self.deliver(None)?;
+                    }
                 }
                 Ok(())
             }
@@ -348,6 +366,9 @@ impl Script {
                 match *option {
                     "pre-vote=off" => cfg.pre_vote = false,
                     "check-quorum=off" => cfg.check_quorum = false,
+                    "ranked" => {
+                        cfg.election_timeout_policy = crate::config::ElectionTimeoutPolicy::Ranked
+                    }
                     "lease" => {
                         cfg.read_mode = ReadMode::Lease {
                             drift_bound_ppm: 50_000,
