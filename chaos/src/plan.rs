@@ -218,6 +218,20 @@ pub struct WorkloadPlan {
     pub request_timeout: Dur,
     /// Longest time the checker may search (per run) before answering "unknown".
     pub check_time_limit: Dur,
+    /// Where reads go: "leader" (the client follows redirects to the leader) or "any-node" (each read to the next
+    /// node in turn, as behind a load balancer).
+    pub reads_from: ReadsFrom,
+}
+
+/// Where clients send reads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadsFrom {
+    /// The leader, as far as the client knows.
+    #[default]
+    Leader,
+    /// Every node in turn.
+    AnyNode,
 }
 
 impl Default for WorkloadPlan {
@@ -231,6 +245,7 @@ impl Default for WorkloadPlan {
             mix: Mix::default(),
             request_timeout: Dur(Duration::from_secs(1)),
             check_time_limit: Dur(Duration::from_secs(60)),
+            reads_from: ReadsFrom::Leader,
         }
     }
 }

@@ -140,6 +140,7 @@ fn client_options(plan: &WorkloadPlan) -> ClientOptions {
     ClientOptions {
         request_timeout: plan.request_timeout.0,
         attempt_timeout: plan.request_timeout.0,
+        spread_reads: plan.reads_from == crate::plan::ReadsFrom::AnyNode,
         ..ClientOptions::default()
     }
 }

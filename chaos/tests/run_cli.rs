@@ -295,6 +295,7 @@ rate = 300
 keys = 2
 ops_per_key = 200
 mix = { read = 0.6, write = 0.4, cas = 0.0 }
+reads_from = "any-node"
 
 [[faults]]
 kind = "pause"

@@ -64,6 +64,9 @@ pub struct ClientOptions {
     pub retry: bool,
     /// Session id (random by default): must be unique among the cluster's clients.
     pub session: Option<u64>,
+    /// Send each read to the next node in turn instead of the leader, as a client behind a load balancer does.
+    /// A correct cluster redirects; a node that answers reads from its own state is caught out.
+    pub spread_reads: bool,
 }
 
 impl Default for ClientOptions {
@@ -75,6 +78,7 @@ impl Default for ClientOptions {
             cluster_id: 1,
             retry: true,
             session: None,
+            spread_reads: false,
         }
     }
 }
@@ -89,6 +93,8 @@ pub struct Client {
     /// Node ids whose address this client was given: a redirect to one of them uses the client's own address
     /// for it (the node's view of a peer's address may be a relay only that node can use).
     known_ids: HashMap<NodeId, usize>,
+    /// The node the next spread read goes to.
+    read_cursor: usize,
     options: ClientOptions,
     session: u64,
     next_seq: u64,
@@ -159,6 +165,7 @@ impl Client {
             by_addr: HashMap::new(),
             leader: None,
             known_ids: HashMap::new(),
+            read_cursor: 0,
             options,
             session,
             next_seq: 1,
@@ -202,6 +209,10 @@ impl Client {
 
     /// Reads a key (linearizably).
     pub async fn get(&mut self, key: &str) -> Outcome<Option<String>> {
+        if self.options.spread_reads {
+            self.read_cursor = (self.read_cursor + 1) % self.sessions.len();
+            self.leader = Some(self.read_cursor);
+        }
         match self
             .call(
                 Request::Read {
