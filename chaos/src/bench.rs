@@ -4,9 +4,8 @@
 use crate::nemesis::find_leader;
 use crate::plan::{Dur, Plan};
 use crate::runner::{
-    log_tails, make_run_dir, prepare_cluster, resolve_binary, RunError, CLIENT_NAME,
+    log_tails, make_run_dir, prepare_cluster, resolve_binary, start_nodes, RunError,
 };
-use raft_transport::{ClientEndpoint, Credentials, PeerIdentity, TransportConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -72,20 +71,7 @@ async fn election(args: &ElectionArgs) -> Result<serde_json::Value, RunError> {
     let binary = resolve_binary(&plan, "chaos bench election".as_ref())?;
     let run_dir = make_run_dir(&args.out, &plan)?;
     let (cluster, mut supervisor, _) = prepare_cluster(&plan, 0, &binary, &run_dir, true).await?;
-    for id in supervisor.ids() {
-        supervisor
-            .start(id)
-            .map_err(|e| RunError::Setup(e.to_string()))?;
-    }
-    let creds = Credentials::load(&cluster.certs, &PeerIdentity::Client(CLIENT_NAME.into()))
-        .map_err(|e| RunError::Setup(format!("client certificate: {e}")))?;
-    let endpoint = ClientEndpoint::bind(
-        "127.0.0.1:0".parse().expect("valid"),
-        &creds,
-        1,
-        TransportConfig::default(),
-    )
-    .map_err(|e| RunError::Setup(format!("client endpoint: {e}")))?;
+    let endpoint = start_nodes(&cluster, &mut supervisor)?;
     let wait_leader = |timeout: Duration| {
         let (endpoint, addrs) = (endpoint.clone(), cluster.addrs.clone());
         async move {

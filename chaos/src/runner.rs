@@ -483,6 +483,28 @@ pub(crate) async fn prepare_cluster(
     ))
 }
 
+/// Starts every node and returns a client endpoint with the run's client certificate (for status polls).
+pub(crate) fn start_nodes(
+    cluster: &Cluster,
+    supervisor: &mut Supervisor,
+) -> Result<ClientEndpoint, RunError> {
+    for id in supervisor.ids() {
+        supervisor
+            .start(id)
+            .map_err(|e| RunError::Setup(e.to_string()))?;
+    }
+    let creds = Credentials::load(&cluster.certs, &PeerIdentity::Client(CLIENT_NAME.into()))
+        .map_err(|e| RunError::Setup(format!("client certificate: {e}")))?;
+    let endpoint = ClientEndpoint::bind(
+        "127.0.0.1:0".parse().expect("valid"),
+        &creds,
+        1,
+        TransportConfig::default(),
+    )
+    .map_err(|e| RunError::Setup(format!("client endpoint: {e}")))?;
+    Ok(endpoint)
+}
+
 pub(crate) fn log_tails(supervisor: &Supervisor) -> String {
     let mut out = String::new();
     for id in supervisor.ids() {
@@ -597,20 +619,7 @@ async fn lifecycle(
 
     let (mut cluster, mut supervisor, (network, clocks)) =
         prepare_cluster(plan, seed, binary, run_dir, opts.quiet).await?;
-    for id in supervisor.ids() {
-        supervisor
-            .start(id)
-            .map_err(|e| RunError::Setup(e.to_string()))?;
-    }
-    let creds = Credentials::load(&cluster.certs, &PeerIdentity::Client(CLIENT_NAME.into()))
-        .map_err(|e| RunError::Setup(format!("client certificate: {e}")))?;
-    let endpoint = ClientEndpoint::bind(
-        "127.0.0.1:0".parse().expect("valid"),
-        &creds,
-        1,
-        TransportConfig::default(),
-    )
-    .map_err(|e| RunError::Setup(format!("client endpoint: {e}")))?;
+    let endpoint = start_nodes(&cluster, &mut supervisor)?;
     let startup_deadline = Instant::now() + plan.cluster.startup_timeout.0;
     let first_leader = loop {
         if let Some(leader) = find_leader(&endpoint, &cluster.addrs).await {
