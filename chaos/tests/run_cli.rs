@@ -390,6 +390,8 @@ fn bench_election_measures_leader_replacement() {
     let figures = summary(&output);
     assert_eq!(figures["trials"], 2, "{figures:#}");
     let p50 = figures["p50_ms"].as_f64().unwrap();
-    // A new leader cannot win before the minimum election timeout (leader stickiness), nor take seconds here.
-    assert!((150.0..5_000.0).contains(&p50), "{figures:#}");
+    // No follower times out before 150 ms (the minimum election timeout) after the last heartbeat it got, and
+    // that heartbeat left at most 50 ms (the interval) before the kill: a new leader needs at least ~100 ms.
+    // Nor should it take seconds here.
+    assert!((90.0..5_000.0).contains(&p50), "{figures:#}");
 }
