@@ -155,7 +155,8 @@ fn connect(connection: &Connection, options: ClientOptions) -> Result<Client, St
         .map_err(|e| e.to_string())
 }
 
-/// Performs one op for `process` and records it; returns whether the process must be retired.
+/// Performs one op for `process`, records its invoke and completion, and returns the completion's kind
+/// (`Info` means the process must be retired).
 pub async fn perform(
     client: &mut Client,
     recorder: &Recorder,
@@ -164,112 +165,70 @@ pub async fn perform(
     key: u64,
     kind_read: bool,
     cas_expected: Option<Option<i64>>,
-) -> bool {
+) -> EventKind {
     let name = key_name(key);
-    if kind_read {
-        recorder.op(
-            process,
-            EventKind::Invoke,
-            &name,
-            Operation::Read(Value::Null),
-            None,
-        );
-        return match client.get(&name).await {
+    let saw = |value: i64| shared.keys.lock().expect("key pool").saw(key, value);
+    let (kind, op, error) = if kind_read {
+        let invoke = Operation::Read(Value::Null);
+        recorder.op(process, EventKind::Invoke, &name, invoke.clone(), None);
+        match client.get(&name).await {
             Outcome::Ok(v) => {
                 let value = parse_value(v);
                 if let Value::Int(i) = value {
-                    shared.keys.lock().expect("key pool").saw(key, i);
+                    saw(i);
                 }
-                recorder.op(process, EventKind::Ok, &name, Operation::Read(value), None);
-                false
+                (EventKind::Ok, Operation::Read(value), None)
             }
-            Outcome::Fail(e) => {
-                recorder.op(
-                    process,
-                    EventKind::Fail,
-                    &name,
-                    Operation::Read(Value::Null),
-                    Some(e),
-                );
-                false
-            }
-            Outcome::Unknown(e) => {
-                recorder.op(
-                    process,
-                    EventKind::Info,
-                    &name,
-                    Operation::Read(Value::Null),
-                    Some(e),
-                );
-                true
-            }
-        };
-    }
-    let new = shared.next_value.fetch_add(1, Ordering::Relaxed) as i64;
-    match cas_expected {
-        None => {
-            let op = Operation::Write(Value::Int(new));
-            recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
-            match client.put(&name, &new.to_string()).await {
-                Outcome::Ok(()) => {
-                    shared.keys.lock().expect("key pool").saw(key, new);
-                    recorder.op(process, EventKind::Ok, &name, op, None);
-                    false
-                }
-                Outcome::Fail(e) => {
-                    recorder.op(process, EventKind::Fail, &name, op, Some(e));
-                    false
-                }
-                Outcome::Unknown(e) => {
-                    recorder.op(process, EventKind::Info, &name, op, Some(e));
-                    true
-                }
-            }
+            Outcome::Fail(e) => (EventKind::Fail, invoke, Some(e)),
+            Outcome::Unknown(e) => (EventKind::Info, invoke, Some(e)),
         }
-        Some(expected) => {
-            let expected_value = expected.map_or(Value::Null, Value::Int);
-            let op = Operation::Cas {
-                expected: expected_value,
-                new: Value::Int(new),
-            };
-            recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
-            let expected_text = expected.map(|e| e.to_string());
-            match client
-                .cas(&name, expected_text.as_deref(), &new.to_string())
-                .await
-            {
-                Outcome::Ok(CasResult { applied: true, .. }) => {
-                    shared.keys.lock().expect("key pool").saw(key, new);
-                    recorder.op(process, EventKind::Ok, &name, op, None);
-                    false
-                }
-                Outcome::Ok(CasResult {
-                    applied: false,
-                    current,
-                }) => {
-                    if let Value::Int(i) = parse_value(current) {
-                        shared.keys.lock().expect("key pool").saw(key, i);
+    } else {
+        let new = shared.next_value.fetch_add(1, Ordering::Relaxed) as i64;
+        match cas_expected {
+            None => {
+                let op = Operation::Write(Value::Int(new));
+                recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
+                match client.put(&name, &new.to_string()).await {
+                    Outcome::Ok(()) => {
+                        saw(new);
+                        (EventKind::Ok, op, None)
                     }
-                    recorder.op(
-                        process,
-                        EventKind::Fail,
-                        &name,
-                        op,
-                        Some(ERROR_MISMATCH.into()),
-                    );
-                    false
+                    Outcome::Fail(e) => (EventKind::Fail, op, Some(e)),
+                    Outcome::Unknown(e) => (EventKind::Info, op, Some(e)),
                 }
-                Outcome::Fail(e) => {
-                    recorder.op(process, EventKind::Fail, &name, op, Some(e));
-                    false
-                }
-                Outcome::Unknown(e) => {
-                    recorder.op(process, EventKind::Info, &name, op, Some(e));
-                    true
+            }
+            Some(expected) => {
+                let op = Operation::Cas {
+                    expected: expected.map_or(Value::Null, Value::Int),
+                    new: Value::Int(new),
+                };
+                recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
+                let expected_text = expected.map(|e| e.to_string());
+                match client
+                    .cas(&name, expected_text.as_deref(), &new.to_string())
+                    .await
+                {
+                    Outcome::Ok(CasResult { applied: true, .. }) => {
+                        saw(new);
+                        (EventKind::Ok, op, None)
+                    }
+                    Outcome::Ok(CasResult {
+                        applied: false,
+                        current,
+                    }) => {
+                        if let Value::Int(i) = parse_value(current) {
+                            saw(i);
+                        }
+                        (EventKind::Fail, op, Some(ERROR_MISMATCH.to_string()))
+                    }
+                    Outcome::Fail(e) => (EventKind::Fail, op, Some(e)),
+                    Outcome::Unknown(e) => (EventKind::Info, op, Some(e)),
                 }
             }
         }
-    }
+    };
+    recorder.op(process, kind, &name, op, error);
+    kind
 }
 
 /// Runs client number `index` until `shared.stop` is set.
@@ -314,7 +273,7 @@ pub async fn client_loop(
                 }
             }
         };
-        let retire = perform(
+        let completion = perform(
             &mut client,
             &recorder,
             &shared,
@@ -324,7 +283,7 @@ pub async fn client_loop(
             cas_expected,
         )
         .await;
-        if retire {
+        if completion == EventKind::Info {
             process = shared.next_process.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -347,14 +306,13 @@ pub async fn final_reads(
     let mut process = shared.next_process.fetch_add(1, Ordering::Relaxed);
     let (mut ok, mut not_ok) = (0, 0);
     for key in keys {
-        let before = recorder.counts().ok.load(Ordering::Relaxed);
-        if perform(&mut client, recorder, shared, process, key, true, None).await {
-            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
-        }
-        if recorder.counts().ok.load(Ordering::Relaxed) > before {
-            ok += 1;
-        } else {
-            not_ok += 1;
+        match perform(&mut client, recorder, shared, process, key, true, None).await {
+            EventKind::Ok => ok += 1,
+            EventKind::Info => {
+                not_ok += 1;
+                process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => not_ok += 1,
         }
     }
     client.close().await;

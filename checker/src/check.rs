@@ -207,16 +207,8 @@ pub fn check_jsonl<R: BufRead>(
     options: &CheckOptions,
 ) -> Result<CheckReport, ParseError> {
     let mut r = JsonlReader::new(reader, source_name)?;
-    let mut p = Preparer::new(source_name, options.model);
-    while let Some((line, event)) = r.next_event()? {
-        p.push(line, &event)?;
-    }
-    Ok(check_prepared(
-        p.finish(),
-        source_name,
-        &r.header().format,
-        options,
-    ))
+    let format = r.header().format.clone();
+    check_stream(|| r.next_event(), &format, source_name, options)
 }
 
 /// Checks a Jepsen EDN history.
@@ -226,16 +218,22 @@ pub fn check_edn<R: Read>(
     options: &CheckOptions,
 ) -> Result<CheckReport, ParseError> {
     let mut r = EdnReader::new(reader, source_name)?;
+    let format = r.header().format.clone();
+    check_stream(|| r.next_event(), &format, source_name, options)
+}
+
+/// Prepares events as a reader yields them (line, event), then searches.
+fn check_stream(
+    mut next_event: impl FnMut() -> Result<Option<(u64, crate::history::Event)>, ParseError>,
+    format: &str,
+    source_name: &str,
+    options: &CheckOptions,
+) -> Result<CheckReport, ParseError> {
     let mut p = Preparer::new(source_name, options.model);
-    while let Some((line, event)) = r.next_event()? {
+    while let Some((line, event)) = next_event()? {
         p.push(line, &event)?;
     }
-    Ok(check_prepared(
-        p.finish(),
-        source_name,
-        &r.header().format,
-        options,
-    ))
+    Ok(check_prepared(p.finish(), source_name, format, options))
 }
 
 /// Checks a file, `.edn` as Jepsen EDN and anything else as JSON Lines.
