@@ -1,8 +1,9 @@
 //! The schedule: a pure function from plan and seed to the exact timeline of faults, computed before anything
 //! runs. The same plan and seed always give the same timeline.
 
-use crate::plan::{FaultKind, FaultPlan, Plan, Target};
-use crate::topology::Topology;
+use crate::faults::network::topology::Topology;
+use crate::faults::FaultSpec;
+use crate::plan::{FaultPlan, Plan, Target};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -38,8 +39,10 @@ pub struct ScheduledFault {
     pub id: usize,
     /// Index of the plan's `[[faults]]` entry it comes from.
     pub plan_index: usize,
-    /// What.
-    pub kind: FaultKind,
+    /// What (the plan kind).
+    pub kind: &'static str,
+    /// The plan's name for it (default: the kind).
+    pub label: String,
     /// Whom.
     pub targets: Targets,
     /// When it starts.
@@ -48,6 +51,8 @@ pub struct ScheduledFault {
     /// When it is undone (at the latest when the fault phase ends).
     #[serde(serialize_with = "ser_ms")]
     pub end: Duration,
+    /// Whether the phase's end cut it short (only random faults can be: fixed ones that would are refused).
+    pub clipped: bool,
 }
 
 fn ser_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -82,19 +87,23 @@ fn resolve(target: Target, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
 /// are drawn here, so the timeline says exactly which links will be cut.
 fn resolve_for(fault: &FaultPlan, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
     let all: Vec<u64> = (1..=nodes as u64).collect();
-    match (fault.kind, &fault.topology) {
-        (FaultKind::Partition, Some(Topology::RandomHalves)) => {
+    let topology = match &fault.spec {
+        FaultSpec::Partition(p) => Some(&p.topology),
+        _ => None,
+    };
+    match topology {
+        Some(Topology::RandomHalves) => {
             let mut half: Vec<u64> = all.choose_multiple(rng, nodes / 2).copied().collect();
             half.sort_unstable();
             Targets::Nodes(half)
         }
-        (FaultKind::Partition, Some(Topology::MajoritiesRing | Topology::Bridge)) => {
+        Some(Topology::MajoritiesRing | Topology::Bridge) => {
             // The ring (or line) order, shuffled: which nodes end up as neighbours is part of the fault.
             let mut order = all;
             order.shuffle(rng);
             Targets::Nodes(order)
         }
-        (FaultKind::Partition, Some(Topology::Halves | Topology::Groups)) => Targets::Nodes(all),
+        Some(Topology::Halves | Topology::Groups) => Targets::Nodes(all),
         _ => resolve(fault.target, nodes, rng),
     }
 }
@@ -129,54 +138,18 @@ pub fn schedule(plan: &Plan, seed: u64) -> Vec<ScheduledFault> {
             out.push(ScheduledFault {
                 id: 0,
                 plan_index,
-                kind: fault.kind,
+                kind: fault.spec.kind(),
+                label: fault.label().to_string(),
                 targets,
                 start,
                 end: (start + fault.duration.0).min(phase),
+                clipped: start + fault.duration.0 > phase,
             });
         }
     }
     out.sort_by_key(|f| (f.start, f.plan_index));
     for (i, f) in out.iter_mut().enumerate() {
         f.id = i;
-    }
-    out
-}
-
-/// The parameters of a fault, for people: " isolate", " loss=0.1 delay=20ms", " +10s".
-pub fn describe(f: &FaultPlan) -> String {
-    let mut out = String::new();
-    if let Some(t) = &f.topology {
-        let _ = write!(out, "  topology {}", t.name());
-        if !f.groups.is_empty() {
-            let _ = write!(out, " {:?}", f.groups);
-        }
-    }
-    let fractions = [
-        ("loss", f.loss),
-        ("duplicate", f.duplicate),
-        ("reorder", f.reorder),
-        ("clock-rate", f.clock_rate),
-    ];
-    for (name, v) in fractions {
-        if let Some(v) = v {
-            let _ = write!(out, "  {name} {v}");
-        }
-    }
-    for (name, v) in [
-        ("delay", f.delay),
-        ("jitter", f.jitter),
-        ("period", f.period),
-    ] {
-        if let Some(v) = v {
-            let _ = write!(out, "  {name} {v}");
-        }
-    }
-    if let Some(r) = f.rate_limit_bytes_per_s {
-        let _ = write!(out, "  rate-limit {r} B/s");
-    }
-    if let Some(o) = f.offset {
-        let _ = write!(out, "  offset {o}");
     }
     out
 }
@@ -201,20 +174,22 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
         let _ = writeln!(out, "no faults");
     }
     for f in timeline {
-        let note = if f.targets == Targets::Leader {
-            " (whoever leads then)"
-        } else {
-            ""
-        };
+        let mut note = String::new();
+        if f.targets == Targets::Leader {
+            note.push_str(" (whoever leads then)");
+        }
+        if f.clipped {
+            note.push_str(" (cut short: the fault phase ends)");
+        }
         let _ = writeln!(
             out,
             "  #{:<3} {:>9.3}s .. {:>9.3}s  {:<12} {}{note}{}",
             f.id,
             f.start.as_secs_f64(),
             f.end.as_secs_f64(),
-            f.kind.name(),
+            f.label,
             f.targets,
-            describe(&plan.faults[f.plan_index]),
+            plan.faults[f.plan_index].spec.describe(),
         );
     }
     out
@@ -259,7 +234,7 @@ mod tests {
         let t = schedule(&p, 1);
         let summary: Vec<(u64, &str, String)> = t
             .iter()
-            .map(|f| (f.start.as_secs(), f.kind.name(), f.targets.to_string()))
+            .map(|f| (f.start.as_secs(), f.kind, f.targets.to_string()))
             .collect();
         assert_eq!(
             summary,

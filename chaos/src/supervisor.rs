@@ -29,6 +29,8 @@ pub struct NodeLaunch {
     pub env: Vec<(OsString, OsString)>,
     /// Where its stdout and stderr go (appended across restarts).
     pub log: PathBuf,
+    /// The network namespace to run it in (a file under /run/netns), if not this one.
+    pub netns: Option<PathBuf>,
 }
 
 /// The state of one node's process as the supervisor knows it.
@@ -74,6 +76,16 @@ pub enum SupervisorError {
     #[error("cannot open log file {path}: {source}")]
     Log {
         /// The file.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The node's network namespace could not be opened.
+    #[error("cannot open node {id}'s network namespace {path}: {source}")]
+    Netns {
+        /// Node id.
+        id: u64,
+        /// The namespace file.
         path: String,
         /// The OS error.
         source: std::io::Error,
@@ -146,9 +158,27 @@ impl Supervisor {
             cmd.env(k, v);
         }
         let parent = std::process::id() as i32;
-        // SAFETY: only async-signal-safe calls (setpgid, prctl, getppid, _exit) run between fork and exec.
+        let netns = match &node.launch.netns {
+            Some(path) => {
+                Some(
+                    std::fs::File::open(path).map_err(|source| SupervisorError::Netns {
+                        id,
+                        path: path.display().to_string(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let netns_fd = netns.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
+        // SAFETY: only async-signal-safe calls (setns, setpgid, prctl, getppid, _exit) run between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
+                if let Some(fd) = netns_fd {
+                    if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
                 libc::setpgid(0, 0);
                 libc::prctl(
                     libc::PR_SET_PDEATHSIG,
@@ -344,6 +374,7 @@ mod tests {
             args: vec!["-c".into(), "sleep 60 & sleep 60".into()],
             env: vec![],
             log: dir.join(format!("n{id}.log")),
+            netns: None,
         }
     }
 

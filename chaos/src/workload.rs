@@ -10,13 +10,11 @@
 
 use crate::plan::{Mix, WorkloadPlan};
 use crate::recorder::Recorder;
+use crate::targets::{CasAnswer, ClientSettings, KvClient, Outcome};
 use checker::history::{EventKind, Operation, Value, ERROR_MISMATCH};
-use raft_node::client::{CasResult, Client, ClientOptions, Outcome};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -107,17 +105,6 @@ pub struct WorkloadShared {
     pub stop: AtomicBool,
 }
 
-/// How clients reach the cluster.
-#[derive(Clone, Debug)]
-pub struct Connection {
-    /// Node ids and the addresses clients use for them.
-    pub nodes: Vec<(u64, SocketAddr)>,
-    /// Certificates folder.
-    pub certs: PathBuf,
-    /// Client certificate name.
-    pub client_name: String,
-}
-
 enum Kind {
     Read,
     Write,
@@ -136,29 +123,18 @@ fn pick(mix: &Mix, rng: &mut impl Rng) -> Kind {
     }
 }
 
-fn client_options(plan: &WorkloadPlan) -> ClientOptions {
-    ClientOptions {
+/// The client settings a workload plan asks for.
+pub fn client_settings(plan: &WorkloadPlan) -> ClientSettings {
+    ClientSettings {
         request_timeout: plan.request_timeout.0,
-        attempt_timeout: plan.request_timeout.0,
         spread_reads: plan.reads_from == crate::plan::ReadsFrom::AnyNode,
-        ..ClientOptions::default()
     }
-}
-
-fn connect(connection: &Connection, options: ClientOptions) -> Result<Client, String> {
-    let nodes: Vec<(raft::NodeId, SocketAddr)> = connection
-        .nodes
-        .iter()
-        .map(|(id, a)| (raft::NodeId(*id), *a))
-        .collect();
-    Client::connect_with_ids(&nodes, &connection.certs, &connection.client_name, options)
-        .map_err(|e| e.to_string())
 }
 
 /// Performs one op for `process`, records its invoke and completion, and returns the completion's kind
 /// (`Info` means the process must be retired).
 pub async fn perform(
-    client: &mut Client,
+    client: &mut dyn KvClient,
     recorder: &Recorder,
     shared: &WorkloadShared,
     process: u64,
@@ -171,7 +147,7 @@ pub async fn perform(
     let (kind, op, error) = if kind_read {
         let invoke = Operation::Read(Value::Null);
         recorder.op(process, EventKind::Invoke, &name, invoke.clone(), None);
-        match client.get(&name).await {
+        match client.read(&name).await {
             Outcome::Ok(v) => {
                 let value = parse_value(v);
                 if let Value::Int(i) = value {
@@ -188,7 +164,7 @@ pub async fn perform(
             None => {
                 let op = Operation::Write(Value::Int(new));
                 recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
-                match client.put(&name, &new.to_string()).await {
+                match client.write(&name, &new.to_string()).await {
                     Outcome::Ok(()) => {
                         saw(new);
                         (EventKind::Ok, op, None)
@@ -208,11 +184,11 @@ pub async fn perform(
                     .cas(&name, expected_text.as_deref(), &new.to_string())
                     .await
                 {
-                    Outcome::Ok(CasResult { applied: true, .. }) => {
+                    Outcome::Ok(CasAnswer { applied: true, .. }) => {
                         saw(new);
                         (EventKind::Ok, op, None)
                     }
-                    Outcome::Ok(CasResult {
+                    Outcome::Ok(CasAnswer {
                         applied: false,
                         current,
                     }) => {
@@ -235,13 +211,12 @@ pub async fn perform(
 pub async fn client_loop(
     index: usize,
     plan: WorkloadPlan,
-    connection: Connection,
+    mut client: Box<dyn KvClient>,
     recorder: Recorder,
     shared: Arc<WorkloadShared>,
     seed: u64,
 ) -> Result<(), String> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut client = connect(&connection, client_options(&plan))?;
     let mut process = index as u64;
     // Pacing: each client issues ops at rate/clients on average, with jittered gaps so clients do not align.
     let mean_gap = Duration::from_secs_f64(plan.clients as f64 / plan.rate);
@@ -274,7 +249,7 @@ pub async fn client_loop(
             }
         };
         let completion = perform(
-            &mut client,
+            &mut *client,
             &recorder,
             &shared,
             process,
@@ -291,22 +266,26 @@ pub async fn client_loop(
     Ok(())
 }
 
-/// After the run: one read of every key ever used, so the history ends with the final state of each.
+/// The client settings of the final reads: a longer deadline, since the cluster had time to recover.
+pub fn final_read_settings(plan: &WorkloadPlan) -> ClientSettings {
+    ClientSettings {
+        request_timeout: plan.request_timeout.0.max(Duration::from_secs(5)),
+        ..client_settings(plan)
+    }
+}
+
+/// After the run: one read of every key ever used (with `client`, see [`final_read_settings`]), so the history
+/// ends with the final state of each. Returns (ok, not ok).
 pub async fn final_reads(
-    plan: &WorkloadPlan,
-    connection: &Connection,
+    mut client: Box<dyn KvClient>,
     recorder: &Recorder,
     shared: &WorkloadShared,
-) -> Result<(u64, u64), String> {
-    let mut options = client_options(plan);
-    options.request_timeout = plan.request_timeout.0.max(Duration::from_secs(5));
-    options.attempt_timeout = options.request_timeout;
-    let mut client = connect(connection, options)?;
+) -> (u64, u64) {
     let keys = shared.keys.lock().expect("key pool").used();
     let mut process = shared.next_process.fetch_add(1, Ordering::Relaxed);
     let (mut ok, mut not_ok) = (0, 0);
     for key in keys {
-        match perform(&mut client, recorder, shared, process, key, true, None).await {
+        match perform(&mut *client, recorder, shared, process, key, true, None).await {
             EventKind::Ok => ok += 1,
             EventKind::Info => {
                 not_ok += 1;
@@ -316,7 +295,7 @@ pub async fn final_reads(
         }
     }
     client.close().await;
-    Ok((ok, not_ok))
+    (ok, not_ok)
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 //! Needs root and `nft` (`apt-get install nftables`); without them every test prints why it skipped. Each test
 //! uses its own node addresses so the tests can run in parallel.
 
-use chaos::nemesis::{LinkDegradation, NetworkBackend};
-use chaos::nftables::{self, NftNetwork};
+use chaos::faults::network::nftables::{self, NftNetwork};
+use chaos::faults::network::{LinkDegradation, NetworkBackend};
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::process::Command;
@@ -131,7 +131,7 @@ fn a_cut_drops_one_direction_only_and_heal_and_drop_restore_the_link() {
     assert!(delivered(&a, &b, &mut token), "1->2 before any fault");
     assert!(delivered(&b, &a, &mut token), "2->1 before any fault");
 
-    net.apply(&[((1, 2), cut())].into());
+    net.apply(&[((1, 2), cut())].into()).expect("apply");
     assert!(!delivered(&a, &b, &mut token), "1->2 is cut");
     assert!(delivered(&b, &a, &mut token), "2->1 still flows");
     let rules = nft(&["list", "table", "inet", &table]);
@@ -142,16 +142,16 @@ fn a_cut_drops_one_direction_only_and_heal_and_drop_restore_the_link() {
     );
 
     // Replacing the rules is one transaction: the old cut goes as the new one comes.
-    net.apply(&[((2, 1), cut())].into());
+    net.apply(&[((2, 1), cut())].into()).expect("apply");
     assert!(delivered(&a, &b, &mut token), "1->2 healed");
     assert!(!delivered(&b, &a, &mut token), "2->1 is cut");
 
-    net.apply(&BTreeMap::new());
+    net.apply(&BTreeMap::new()).expect("apply");
     assert!(delivered(&a, &b, &mut token), "1->2 after heal");
     assert!(delivered(&b, &a, &mut token), "2->1 after heal");
 
     // Dropping the network with a cut in force deletes the table and so heals the link.
-    net.apply(&[((1, 2), cut())].into());
+    net.apply(&[((1, 2), cut())].into()).expect("apply");
     assert!(!delivered(&a, &b, &mut token), "1->2 cut again");
     drop(net);
     assert!(!table_exists(&table), "the table is gone after drop");
@@ -175,7 +175,7 @@ fn loss_drops_about_the_given_fraction_and_remove_reports_success() {
         ..LinkDegradation::default()
     };
     nftables::supports(&loss).expect("loss is supported");
-    net.apply(&[((3, 4), loss)].into());
+    net.apply(&[((3, 4), loss)].into()).expect("apply");
 
     // Batches small enough for the receive buffer, drained before the next one.
     let (batches, batch) = (10, 100);
@@ -250,7 +250,7 @@ fn the_table_of_a_killed_run_is_cleaned_by_the_next_one() {
         let nodes: BTreeMap<u64, Ipv4Addr> =
             [(5, nftables::node_ip(5)), (6, nftables::node_ip(6))].into();
         let mut net = NftNetwork::create("crashed", &nodes).expect("create");
-        net.apply(&[((5, 6), cut())].into());
+        net.apply(&[((5, 6), cut())].into()).expect("apply");
         println!("TABLE={}", net.table());
         std::thread::sleep(Duration::from_secs(60));
         return;

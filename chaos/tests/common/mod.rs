@@ -1,4 +1,5 @@
 //! Shared by the chaos integration tests.
+#![allow(dead_code)] // Each test binary uses its own part of this module.
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -38,4 +39,29 @@ pub fn node_binary() -> PathBuf {
         );
     });
     chaos.with_file_name("raft-node")
+}
+
+/// Whether this test may run here: `Err(reason)` skips it with a printed reason, except in CI (`CI` set), where
+/// a missing package or privilege is a failure: CI installs what the tests need and runs as root.
+pub fn require(test: &str, check: Result<(), String>) -> bool {
+    match check {
+        Ok(()) => true,
+        Err(reason) if std::env::var_os("CI").is_some() => {
+            panic!("{test} cannot run in CI: {reason}")
+        }
+        Err(reason) => {
+            println!("skipping {test}: {reason}");
+            false
+        }
+    }
+}
+
+/// Root, for tests that make namespaces or firewall tables.
+pub fn root() -> Result<(), String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        Ok(())
+    } else {
+        Err("needs root".into())
+    }
 }

@@ -19,8 +19,8 @@
 //! `input`, policy accept, with one rule per degraded link, for example:
 //!
 //! ```text
-//! ip saddr 127.0.0.11 ip daddr 127.0.0.12 meta l4proto udp counter drop comment "link 1->2 cut"
-//! ip saddr 127.0.0.12 ip daddr 127.0.0.13 meta l4proto udp numgen random mod 1000000 < 250000 counter drop comment "link 2->3 loss 0.25"
+//! ip saddr 127.0.0.11 ip daddr 127.0.0.12 counter drop comment "link 1->2 cut"
+//! ip saddr 127.0.0.12 ip daddr 127.0.0.13 numgen random mod 1000000 < 250000 counter drop comment "link 2->3 loss 0.25"
 //! ```
 //!
 //! Why `input` and not `output`: loopback traffic passes both hooks. Measured here, a drop at `output` also
@@ -30,7 +30,7 @@
 //! The rules match source addresses, so each node must bind its sockets (also the ones it dials out from) to
 //! its own address: a socket bound to 0.0.0.0 or 127.0.0.1 sends from 127.0.0.1 (measured) and slips through.
 
-use crate::nemesis::{LinkDegradation, NetworkBackend};
+use super::{LinkDegradation, NetworkBackend};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
@@ -223,6 +223,8 @@ pub struct NftNetwork {
     table: String,
     /// Each node's address.
     nodes: BTreeMap<u64, Ipv4Addr>,
+    /// Where the rules sit.
+    family: NftFamily,
     /// Set once the table is deleted, so that drop does not try again.
     removed: bool,
 }
@@ -232,9 +234,19 @@ impl NftNetwork {
     ///
     /// Fails if a table of the same name exists already (same process, same run id) rather than sharing it.
     pub fn create(run_id: &str, nodes: &BTreeMap<u64, Ipv4Addr>) -> Result<NftNetwork, NftError> {
+        NftNetwork::create_in(NftFamily::Inet, run_id, nodes)
+    }
+
+    /// Creates the table in `family`: `Inet` for per-node loopback addresses (which it checks), `Bridge` for
+    /// namespaces joined by a bridge.
+    pub fn create_in(
+        family: NftFamily,
+        run_id: &str,
+        nodes: &BTreeMap<u64, Ipv4Addr>,
+    ) -> Result<NftNetwork, NftError> {
         let mut seen: BTreeMap<Ipv4Addr, u64> = BTreeMap::new();
         for (&id, &ip) in nodes {
-            if !ip.is_loopback() {
+            if family == NftFamily::Inet && !ip.is_loopback() {
                 return Err(NftError::NotLoopback { id, ip });
             }
             if let Some(&first) = seen.get(&ip) {
@@ -250,12 +262,13 @@ impl NftNetwork {
         let pid = std::process::id();
         let start = process_start(pid)?;
         let table = table_name(pid, start, &run_id);
-        run_nft(&["-f", "-"], Some(&create_ruleset(&table, CHAIN)))?;
+        run_nft(&["-f", "-"], Some(&create_ruleset(family, &table, CHAIN)))?;
         tracing::info!(table = %table, "created the nftables table for network faults");
         Ok(NftNetwork {
             run_id,
             table,
             nodes: nodes.clone(),
+            family,
             removed: false,
         })
     }
@@ -273,19 +286,19 @@ impl NftNetwork {
     /// Deletes the table, healing every link.
     pub fn remove(mut self) -> Result<(), NftError> {
         self.removed = true;
-        delete_table(&self.table)
+        delete_table(self.family, &self.table)
     }
 }
 
 impl NetworkBackend for NftNetwork {
-    fn apply(&mut self, links: &BTreeMap<(u64, u64), LinkDegradation>) {
-        let (text, problems) = ruleset(&self.table, CHAIN, &self.nodes, links);
-        for problem in &problems {
-            tracing::error!(table = %self.table, "{problem}");
+    fn apply(&mut self, links: &BTreeMap<(u64, u64), LinkDegradation>) -> Result<(), String> {
+        let (text, problems) = ruleset(self.family, &self.table, CHAIN, &self.nodes, links);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
         }
-        if let Err(e) = run_nft(&["-f", "-"], Some(&text)) {
-            tracing::error!(table = %self.table, error = %e, "cannot apply the link faults (the previous rules stay)");
-        }
+        run_nft(&["-f", "-"], Some(&text))
+            .map(|_| ())
+            .map_err(|e| format!("cannot apply the link faults in table {}: {e}", self.table))
     }
 }
 
@@ -295,7 +308,7 @@ impl Drop for NftNetwork {
             return;
         }
         self.removed = true;
-        match delete_table(&self.table) {
+        match delete_table(self.family, &self.table) {
             Ok(()) => tracing::info!(table = %self.table, "deleted the nftables table"),
             Err(e) => {
                 tracing::error!(table = %self.table, error = %e, "cannot delete the nftables table")
@@ -317,14 +330,14 @@ pub fn clean_leftovers() -> Vec<String> {
         }
     };
     let mut removed = Vec::new();
-    for name in inet_tables(&listing) {
+    for (family, name) in chaos_tables(&listing) {
         let Some(owner) = parse_table_name(name) else {
             continue;
         };
         if owner_alive(&owner) {
             continue;
         }
-        match delete_table(name) {
+        match delete_table(family, name) {
             Ok(()) => {
                 tracing::info!(
                     table = name,
@@ -391,6 +404,22 @@ fn parse_table_name(name: &str) -> Option<TableOwner> {
         .filter(|(start, _)| !start.is_empty() && start.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|(start, _)| start.parse().ok());
     Some(TableOwner { pid, start })
+}
+
+/// The `inet` and `bridge` tables in the output of `nft list tables` (lines like `table inet chaos_1_2_x`).
+fn chaos_tables(listing: &str) -> Vec<(NftFamily, &str)> {
+    let mut tables: Vec<(NftFamily, &str)> = inet_tables(listing)
+        .into_iter()
+        .map(|t| (NftFamily::Inet, t))
+        .collect();
+    tables.extend(listing.lines().filter_map(|line| {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next(), words.next(), words.next()) {
+            (Some("table"), Some("bridge"), Some(name), None) => Some((NftFamily::Bridge, name)),
+            _ => None,
+        }
+    }));
+    tables
 }
 
 /// The names of the `inet` tables in the output of `nft list tables` (lines like `table inet chaos_1_2_x`).
@@ -460,22 +489,51 @@ fn owner_alive(owner: &TableOwner) -> bool {
 
 /// The transaction that creates a table with an empty chain hooked at `input`. `create` (not `add`) fails if
 /// the table exists already.
-fn create_ruleset(table: &str, chain: &str) -> String {
+fn create_ruleset(family: NftFamily, table: &str, chain: &str) -> String {
+    let (family, hook) = (family.name(), family.hook());
     format!(
-        "create table inet {table}\n\
-         add chain inet {table} {chain} {{ type filter hook input priority filter; policy accept; }}\n"
+        "create table {family} {table}\n\
+         add chain {family} {table} {chain} {{ type filter hook {hook} priority filter; policy accept; }}\n"
     )
+}
+
+/// Where the rules sit.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum NftFamily {
+    /// `inet`, hooked at input: packets between per-node loopback addresses of this host.
+    Inet,
+    /// `bridge`, hooked at forward: packets crossing the bridge between network namespaces.
+    Bridge,
+}
+
+impl NftFamily {
+    /// The nft family name.
+    pub fn name(self) -> &'static str {
+        match self {
+            NftFamily::Inet => "inet",
+            NftFamily::Bridge => "bridge",
+        }
+    }
+
+    fn hook(self) -> &'static str {
+        match self {
+            NftFamily::Inet => "input",
+            NftFamily::Bridge => "forward",
+        }
+    }
 }
 
 /// The transaction that replaces the chain's rules with one rule per degraded link, and the problems found
 /// (unknown nodes, parts this backend cannot do), which were skipped.
 fn ruleset(
+    family: NftFamily,
     table: &str,
     chain: &str,
     nodes: &BTreeMap<u64, Ipv4Addr>,
     links: &BTreeMap<(u64, u64), LinkDegradation>,
 ) -> (String, Vec<String>) {
-    let mut text = format!("flush chain inet {table} {chain}\n");
+    let family = family.name();
+    let mut text = format!("flush chain {family} {table} {chain}\n");
     let mut problems = Vec::new();
     for (&(from, to), d) in links {
         let (Some(from_ip), Some(to_ip)) = (nodes.get(&from), nodes.get(&to)) else {
@@ -489,9 +547,7 @@ fn ruleset(
                 unsupported.join(", ")
             ));
         }
-        let head = format!(
-            "add rule inet {table} {chain} ip saddr {from_ip} ip daddr {to_ip} meta l4proto udp"
-        );
+        let head = format!("add rule {family} {table} {chain} ip saddr {from_ip} ip daddr {to_ip}");
         // An out-of-range loss was reported above and counts as none.
         let loss = if (0.0..=1.0).contains(&d.loss) {
             d.loss
@@ -515,9 +571,9 @@ fn ruleset(
     (text, problems)
 }
 
-/// Deletes table `inet <table>`.
-fn delete_table(table: &str) -> Result<(), NftError> {
-    run_nft(&["delete", "table", "inet", table], None).map(|_| ())
+/// Deletes table `<family> <table>`.
+fn delete_table(family: NftFamily, table: &str) -> Result<(), NftError> {
+    run_nft(&["delete", "table", family.name(), table], None).map(|_| ())
 }
 
 /// The `nft` binary: found through PATH, else in the sbin directories.
@@ -741,7 +797,7 @@ mod tests {
     #[test]
     fn the_table_is_created_with_an_empty_input_chain() {
         assert_eq!(
-            create_ruleset("chaos_1_2_r", "links"),
+            create_ruleset(NftFamily::Inet, "chaos_1_2_r", "links"),
             "create table inet chaos_1_2_r\n\
              add chain inet chaos_1_2_r links { type filter hook input priority filter; policy accept; }\n"
         );
@@ -749,7 +805,7 @@ mod tests {
 
     #[test]
     fn no_links_means_an_empty_chain() {
-        let (text, problems) = ruleset("t", "c", &nodes(), &BTreeMap::new());
+        let (text, problems) = ruleset(NftFamily::Inet, "t", "c", &nodes(), &BTreeMap::new());
         assert_eq!(text, "flush chain inet t c\n");
         assert!(problems.is_empty());
     }
@@ -780,14 +836,14 @@ mod tests {
         );
         // A healthy entry adds no rule.
         links.insert((3, 2), LinkDegradation::default());
-        let (text, problems) = ruleset("t", "c", &nodes(), &links);
+        let (text, problems) = ruleset(NftFamily::Inet, "t", "c", &nodes(), &links);
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(
             text,
             "flush chain inet t c\n\
-             add rule inet t c ip saddr 127.0.0.11 ip daddr 127.0.0.12 meta l4proto udp counter drop comment \"link 1->2 cut\"\n\
-             add rule inet t c ip saddr 127.0.0.12 ip daddr 127.0.0.13 meta l4proto udp numgen random mod 1000000 < 250000 counter drop comment \"link 2->3 loss 0.25\"\n\
-             add rule inet t c ip saddr 127.0.0.13 ip daddr 127.0.0.11 meta l4proto udp counter drop comment \"link 3->1 cut\"\n"
+             add rule inet t c ip saddr 127.0.0.11 ip daddr 127.0.0.12 counter drop comment \"link 1->2 cut\"\n\
+             add rule inet t c ip saddr 127.0.0.12 ip daddr 127.0.0.13 numgen random mod 1000000 < 250000 counter drop comment \"link 2->3 loss 0.25\"\n\
+             add rule inet t c ip saddr 127.0.0.13 ip daddr 127.0.0.11 counter drop comment \"link 3->1 cut\"\n"
         );
     }
 
@@ -809,9 +865,9 @@ mod tests {
                 ..LinkDegradation::default()
             },
         );
-        let (text, _) = ruleset("t", "c", &nodes(), &links);
+        let (text, _) = ruleset(NftFamily::Inet, "t", "c", &nodes(), &links);
         assert_eq!(text.lines().count(), 3);
-        assert!(text.contains("127.0.0.11 ip daddr 127.0.0.12 meta l4proto udp counter drop"));
+        assert!(text.contains("127.0.0.11 ip daddr 127.0.0.12 counter drop"));
         assert!(text.contains("numgen random mod 1000000 < 1 counter drop"));
     }
 
@@ -837,7 +893,7 @@ mod tests {
                 ..LinkDegradation::default()
             },
         );
-        let (text, problems) = ruleset("t", "c", &nodes(), &links);
+        let (text, problems) = ruleset(NftFamily::Inet, "t", "c", &nodes(), &links);
         // The loss part still applies; the unknown node's link is skipped whole.
         assert_eq!(text.lines().count(), 2);
         assert!(text.contains("< 100000 counter drop"));
@@ -881,7 +937,7 @@ mod tests {
                 ..LinkDegradation::default()
             },
         );
-        let (text, problems) = ruleset("t", "c", &nodes(), &links);
+        let (text, problems) = ruleset(NftFamily::Inet, "t", "c", &nodes(), &links);
         assert_eq!(text.lines().count(), 1);
         assert_eq!(problems.len(), 1);
     }

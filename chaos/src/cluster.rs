@@ -1,0 +1,411 @@
+//! The cluster under test, as one owner: certificates, host placement (loopback or namespaces), the network
+//! backend (relay mesh or kernel rules), clock controls, the supervisor of the node processes, and the target
+//! adapter that reads their status. `chaos run` and `chaos bench` both launch through [`Cluster::launch`];
+//! dropping a `Cluster` (on any path, also while a panic unwinds) stops every process and removes every
+//! namespace, relay and firewall table it made.
+
+use crate::faults::clock::{ClockBackend, ShimClocks};
+use crate::faults::network::nftables::{self, NftFamily, NftNetwork};
+use crate::faults::network::relay::RelayNetwork;
+use crate::faults::network::NetworkBackend;
+use crate::hosts::netns::NetnsHosts;
+use crate::hosts::{free_port, Placement};
+use crate::plan::{NetworkBackendKind, Plan};
+use crate::schedule::derive_seed;
+use crate::supervisor::{NodeLaunch, ProcessState, Supervisor};
+use crate::targets::{self, Layout, NodeSlot, Target};
+use raft_transport::{generate_cluster_certs, CertValidity, ClusterCertSpec, NodeSpec};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+/// The client certificate the workload and status polls use.
+pub const CLIENT_NAME: &str = "chaos";
+/// How long one status poll may take.
+pub const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Why a cluster could not be launched (exit 2: the tool or the plan, never the system under test).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct LaunchError(pub String);
+
+fn err(what: impl std::fmt::Display) -> impl FnOnce(String) -> LaunchError {
+    move |e| LaunchError(format!("{what}: {e}"))
+}
+
+/// The network and clock backends of a run, when its plan needs them.
+pub type Backends = (
+    Option<Box<dyn NetworkBackend>>,
+    Option<Box<dyn ClockBackend>>,
+);
+
+/// A launched cluster.
+#[derive(Debug)]
+pub struct Cluster {
+    /// Where every node is and how it is configured.
+    pub layout: Layout,
+    /// The system under test.
+    pub target: std::sync::Arc<dyn Target>,
+    /// The node processes.
+    pub supervisor: Supervisor,
+    mesh: Option<netproxy::RelayMesh>,
+    network: Option<Box<dyn NetworkBackend>>,
+    clocks: Option<Box<dyn ClockBackend>>,
+    /// Declared last: dropped after the supervisor has stopped the processes inside the namespaces.
+    namespaces: Option<NetnsHosts>,
+}
+
+impl Cluster {
+    /// Makes certificates, places and starts every node, and readies the backends `plan` needs.
+    pub async fn launch(
+        plan: &Plan,
+        seed: u64,
+        binary: &Path,
+        run_dir: &Path,
+    ) -> Result<Cluster, LaunchError> {
+        let placement = Placement::for_plan(plan);
+        let ids: Vec<u64> = (1..=plan.cluster.nodes as u64).collect();
+        let namespaces = match placement {
+            Placement::Namespaces => {
+                Some(NetnsHosts::create(&ids).map_err(err("network namespaces"))?)
+            }
+            _ => None,
+        };
+        let node_ip = |id: u64| -> Ipv4Addr {
+            match &namespaces {
+                Some(ns) => ns.subnet().node_ip(id),
+                None => placement.loopback_ip(id),
+            }
+        };
+        if placement == Placement::LoopbackPerNode {
+            nftables::available().map_err(|why| {
+                LaunchError(format!(
+                    "cluster.network = \"nftables\" needs root and nft: {why}"
+                ))
+            })?;
+        }
+        if plan.needs_network() && plan.cluster.network_backend() == NetworkBackendKind::Nftables {
+            for table in nftables::clean_leftovers() {
+                tracing::warn!(%table, "removed nftables rules left behind by a run that crashed");
+            }
+        }
+        let run_id = run_dir
+            .file_name()
+            .map_or("run".into(), |n| n.to_string_lossy().into_owned());
+        let certs = run_dir.join("certs");
+        make_certs(plan, &certs, &run_id, &ids, &node_ip)?;
+        let nodes: Vec<NodeSlot> = ids
+            .iter()
+            .map(|&id| {
+                let ip = IpAddr::V4(node_ip(id));
+                let peer_port = free_port(ip_for_port_check(ip));
+                let client_port = match plan.cluster.target {
+                    targets::TargetKind::RaftNode => peer_port,
+                    _ => free_port(ip_for_port_check(ip)),
+                };
+                NodeSlot {
+                    id,
+                    ip,
+                    peer_port,
+                    client_port,
+                    dir: run_dir.join("nodes").join(format!("n{id}")),
+                }
+            })
+            .collect();
+        let c = &plan.cluster;
+        let layout = Layout {
+            nodes,
+            certs,
+            client_name: CLIENT_NAME.into(),
+            tls: c.tls,
+            heartbeat: c.heartbeat_interval.0,
+            election_timeout: (c.election_timeout_min.0, c.election_timeout_max.0),
+            extra_args: c.extra_args.clone(),
+            run_id: run_id.clone(),
+            snapshot_interval_entries: c.snapshot_interval_entries,
+        };
+        let target: std::sync::Arc<dyn Target> =
+            targets::build(c.target, binary.to_path_buf(), &layout)
+                .map_err(err(format!("the {} target", c.target.name())))?
+                .into();
+        let mut cluster = Cluster {
+            layout,
+            target,
+            supervisor: Supervisor::new(),
+            mesh: None,
+            network: None,
+            clocks: None,
+            namespaces,
+        };
+        cluster.ready_network(plan, seed, &run_id)?;
+        cluster.add_nodes(plan)?;
+        for id in cluster.supervisor.ids() {
+            cluster
+                .supervisor
+                .start(id)
+                .map_err(|e| LaunchError(e.to_string()))?;
+        }
+        Ok(cluster)
+    }
+
+    /// Starts the relay mesh or creates the kernel rules table, when the plan has network faults.
+    fn ready_network(&mut self, plan: &Plan, seed: u64, run_id: &str) -> Result<(), LaunchError> {
+        if !plan.needs_network() {
+            return Ok(());
+        }
+        let ips: BTreeMap<u64, Ipv4Addr> = self
+            .layout
+            .nodes
+            .iter()
+            .filter_map(|n| match n.ip {
+                IpAddr::V4(ip) => Some((n.id, ip)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let backend: Box<dyn NetworkBackend> =
+            match (plan.cluster.network_backend(), &self.namespaces) {
+                (NetworkBackendKind::Nftables, Some(_)) => Box::new(
+                    NftNetwork::create_in(NftFamily::Bridge, run_id, &ips)
+                        .map_err(|e| LaunchError(format!("creating the nftables rules: {e}")))?,
+                ),
+                (NetworkBackendKind::Nftables, None) => Box::new(
+                    NftNetwork::create(run_id, &ips)
+                        .map_err(|e| LaunchError(format!("creating the nftables rules: {e}")))?,
+                ),
+                _ => {
+                    let addrs: Vec<(u64, SocketAddr)> = self
+                        .layout
+                        .nodes
+                        .iter()
+                        .map(|n| (n.id, n.peer_addr()))
+                        .collect();
+                    let config = netproxy::MeshConfig {
+                        relay: netproxy::RelayConfig {
+                            seed: derive_seed(seed, "network"),
+                            ..netproxy::RelayConfig::default()
+                        },
+                        ..netproxy::MeshConfig::default()
+                    };
+                    let mesh = netproxy::RelayMesh::start(&addrs, config)
+                        .map_err(|e| LaunchError(format!("starting the network relays: {e}")))?;
+                    let backend = Box::new(RelayNetwork::new(mesh.faults().clone()));
+                    self.mesh = Some(mesh);
+                    backend
+                }
+            };
+        self.network = Some(backend);
+        Ok(())
+    }
+
+    /// Registers every node with the supervisor (under the clock shim when the plan has clock faults).
+    fn add_nodes(&mut self, plan: &Plan) -> Result<(), LaunchError> {
+        let shim = if plan.needs_clock_shim() {
+            Some(clock_shim::library_path().ok_or_else(|| {
+                LaunchError(
+                    "the plan has clock faults but the clock shim library was not found; build it with \
+                     `cargo build --release -p clock-shim` (or set CHAOS_CLOCK_SHIM_LIBRARY)"
+                        .into(),
+                )
+            })?)
+        } else {
+            None
+        };
+        let mut controls = BTreeMap::new();
+        for node in self.layout.nodes.clone() {
+            std::fs::create_dir_all(&node.dir)
+                .map_err(|e| LaunchError(format!("creating {}: {e}", node.dir.display())))?;
+            let routes: Vec<(u64, SocketAddr)> = self
+                .layout
+                .nodes
+                .iter()
+                .map(|peer| {
+                    let route = self
+                        .mesh
+                        .as_ref()
+                        .filter(|_| peer.id != node.id)
+                        .and_then(|m| m.addr_for(node.id, peer.id))
+                        .unwrap_or(peer.peer_addr());
+                    (peer.id, route)
+                })
+                .collect();
+            let mut command = self.target.node_command(&self.layout, node.id, &routes);
+            if let Some(library) = &shim {
+                let control = clock_shim::Control::create(node.dir.join("clock")).map_err(|e| {
+                    LaunchError(format!("clock control file for n{}: {e}", node.id))
+                })?;
+                command.env.extend(
+                    control
+                        .env(library)
+                        .into_iter()
+                        .map(|(k, v)| (OsString::from(k), v)),
+                );
+                controls.insert(node.id, control);
+            }
+            self.supervisor.add(NodeLaunch {
+                id: node.id,
+                program: command.program,
+                args: command.args,
+                env: command.env,
+                log: node.dir.join("node.log"),
+                netns: self
+                    .namespaces
+                    .as_ref()
+                    .map(|ns| ns.namespace_path(node.id)),
+            });
+        }
+        if shim.is_some() {
+            self.clocks = Some(Box::new(ShimClocks { controls }));
+        }
+        Ok(())
+    }
+
+    /// Node ids.
+    pub fn ids(&self) -> Vec<u64> {
+        self.layout.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// The current leader (the node claiming leadership in the highest term), if any answers.
+    pub async fn leader(&self) -> Option<u64> {
+        targets::find_leader(&*self.target, &self.layout, &self.ids(), STATUS_TIMEOUT).await
+    }
+
+    /// Waits for a first leader; fails (naming the nodes' last log lines) if none comes or a node exits.
+    pub async fn await_leader(&mut self, timeout: Duration) -> Result<u64, LaunchError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(leader) = self.leader().await {
+                return Ok(leader);
+            }
+            let exited: Vec<u64> = self
+                .ids()
+                .into_iter()
+                .filter(|&id| self.supervisor.state(id) == ProcessState::Down)
+                .collect();
+            if !exited.is_empty() || Instant::now() > deadline {
+                let why = if exited.is_empty() {
+                    format!(
+                        "no leader within {} (cluster.startup_timeout)",
+                        humantime::format_duration(timeout)
+                    )
+                } else {
+                    format!("node(s) {exited:?} exited during startup")
+                };
+                return Err(LaunchError(format!(
+                    "{why}; node logs:{}",
+                    self.log_tails()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Hands the network and clock backends to the fault families (once).
+    pub fn take_backends(&mut self) -> Backends {
+        (self.network.take(), self.clocks.take())
+    }
+
+    /// The last lines of every node's log, for error messages.
+    pub fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for id in self.supervisor.ids() {
+            if let Some(path) = self.supervisor.log_path(id) {
+                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                out.push_str(&format!(
+                    "\n--- n{id} ({}) ---\n{}",
+                    path.display(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                ));
+            }
+        }
+        out
+    }
+
+    /// Stops every node and the relays; writes the relays' counters to `network.json` in `run_dir`.
+    pub async fn stop(mut self, run_dir: &Path) {
+        self.supervisor.shutdown(Duration::from_secs(3));
+        if let Some(mesh) = self.mesh.take() {
+            let links: Vec<serde_json::Value> = mesh
+                .counters()
+                .iter()
+                .map(|(link, c)| serde_json::json!({"link": link.to_string(), "packets_in": c.packets_in, "forwarded": c.forwarded, "dropped": c.dropped.total(), "duplicated": c.duplicated, "delayed": c.delayed}))
+                .collect();
+            let _ = std::fs::write(
+                run_dir.join("network.json"),
+                serde_json::to_string_pretty(&links).expect("json"),
+            );
+            mesh.shutdown().await;
+        }
+    }
+}
+
+/// Ports are checked on the node's own address where it exists on this host; namespace addresses do not, and
+/// a port is free there anyway (each namespace has its own), so loopback stands in.
+fn ip_for_port_check(ip: IpAddr) -> IpAddr {
+    if ip.is_loopback() {
+        ip
+    } else {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    }
+}
+
+fn make_certs(
+    plan: &Plan,
+    dir: &Path,
+    run_id: &str,
+    ids: &[u64],
+    node_ip: &dyn Fn(u64) -> Ipv4Addr,
+) -> Result<(), LaunchError> {
+    let now = SystemTime::now();
+    let validity = CertValidity::new(
+        now - Duration::from_secs(3600),
+        now + plan.cluster.cert_validity.0,
+    )
+    .map_err(|e| LaunchError(format!("certificate validity: {e}")))?;
+    let spec = ClusterCertSpec {
+        ca_name: format!("chaos run {run_id} CA"),
+        nodes: ids
+            .iter()
+            .map(|&id| NodeSpec {
+                id,
+                addrs: vec![IpAddr::V4(node_ip(id))],
+            })
+            .collect(),
+        clients: vec![CLIENT_NAME.into()],
+        validity,
+    };
+    generate_cluster_certs(dir, &spec)
+        .map(|_| ())
+        .map_err(|e| LaunchError(format!("making certificates: {e}")))
+}
+
+/// The node binary: the plan's `cluster.binary`, else the target's default; checked to be executable.
+pub fn resolve_binary(plan: &Plan, plan_path: &Path) -> Result<PathBuf, LaunchError> {
+    let (default, hint) = targets::default_binary(plan.cluster.target);
+    let (path, origin) = match &plan.cluster.binary {
+        Some(p) => (
+            p.clone(),
+            format!("{}: cluster.binary", plan_path.display()),
+        ),
+        None => (
+            default,
+            format!("the default for target {}", plan.cluster.target.name()),
+        ),
+    };
+    let meta = std::fs::metadata(&path).map_err(|e| {
+        LaunchError(format!(
+            "node binary {} from {origin} is not usable: {e}; {hint}",
+            path.display()
+        ))
+    })?;
+    use std::os::unix::fs::PermissionsExt;
+    if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+        return Err(LaunchError(format!(
+            "node binary {} from {origin} is not an executable file; {hint}",
+            path.display()
+        )));
+    }
+    Ok(path)
+}

@@ -1,0 +1,331 @@
+//! Network faults: `partition` (cut directed links in the shape of a topology) and `packet` (degrade the links
+//! of the targets: loss, delay, jitter, duplication, reordering, rate limit). Faults in force are merged into
+//! one set of degraded links (a cut wins over a degradation) and pushed to a backend: the relay mesh
+//! ([`relay`]: userspace UDP relays, every packet fault, no privileges) or kernel rules ([`nftables`]: cuts and
+//! loss between per-node addresses; root).
+
+pub mod nftables;
+pub mod relay;
+pub mod topology;
+
+use crate::plan::Dur;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use topology::{Cuts, Topology};
+
+/// The plan kinds of this family.
+pub const KINDS: [&str; 2] = ["partition", "packet"];
+
+/// How a directed link is degraded.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct LinkDegradation {
+    /// Drop everything (partition).
+    pub cut: bool,
+    /// Fraction dropped.
+    pub loss: f64,
+    /// Added delay.
+    pub delay: Duration,
+    /// Extra random delay in [0, jitter].
+    pub jitter: Duration,
+    /// Fraction duplicated.
+    pub duplicate: f64,
+    /// Fraction held back so later packets overtake them.
+    pub reorder: f64,
+    /// Bandwidth limit in bytes per second.
+    pub rate_limit_bytes_per_s: Option<u64>,
+}
+
+/// Where network faults are applied.
+pub trait NetworkBackend: std::fmt::Debug + Send {
+    /// Makes exactly these links degraded (all others healthy). An error means the links are not as asked:
+    /// the run cannot go on pretending they are.
+    fn apply(&mut self, links: &BTreeMap<(u64, u64), LinkDegradation>) -> Result<(), String>;
+}
+
+/// A partition's plan fields.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionFault {
+    /// The shape (isolate cuts off the target; one-way deafens the target).
+    pub topology: Topology,
+    /// With topology "groups": the groups, by node id.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<Vec<u64>>,
+}
+
+/// A packet fault's plan fields (at least one).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacketFault {
+    /// Fraction of packets dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loss: Option<f64>,
+    /// Added one-way delay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<Dur>,
+    /// Extra random delay, uniform in [0, jitter].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<Dur>,
+    /// Fraction of packets duplicated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<f64>,
+    /// Fraction of packets held back so later ones overtake them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reorder: Option<f64>,
+    /// Bandwidth limit in bytes per second.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit_bytes_per_s: Option<u64>,
+}
+
+impl PartitionFault {
+    /// Checks the topology against the cluster's size.
+    pub fn validate(&self, nodes: usize) -> Result<(), (&'static str, String)> {
+        match self.topology {
+            Topology::Groups => {
+                let mut seen = std::collections::BTreeSet::new();
+                for id in self.groups.iter().flatten() {
+                    if *id == 0 || *id as usize > nodes || !seen.insert(*id) {
+                        return Err((
+                            "groups",
+                            format!("node {id} is out of range 1..={nodes} or listed twice"),
+                        ));
+                    }
+                }
+                if self.groups.len() < 2 {
+                    return Err((
+                        "groups",
+                        "expected at least two groups, e.g. [[1, 2], [3]]".into(),
+                    ));
+                }
+            }
+            Topology::MajoritiesRing if nodes < 5 => {
+                return Err((
+                    "topology",
+                    format!("majorities-ring needs at least 5 nodes, the cluster has {nodes}"),
+                ))
+            }
+            Topology::Bridge if nodes < 3 => {
+                return Err((
+                    "topology",
+                    format!("bridge needs at least 3 nodes, the cluster has {nodes}"),
+                ))
+            }
+            _ if !self.groups.is_empty() => {
+                return Err(("groups", "only used with topology = \"groups\"".into()))
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The links this partition cuts, given the nodes it was resolved to (see the schedule) and every node.
+    pub fn cuts(&self, resolved: &[u64], all: &[u64]) -> Cuts {
+        match self.topology {
+            Topology::Isolate => resolved
+                .iter()
+                .flat_map(|&n| topology::isolate(all, n))
+                .collect(),
+            Topology::Halves => topology::halves(all),
+            Topology::RandomHalves => {
+                let rest: Vec<u64> = all
+                    .iter()
+                    .copied()
+                    .filter(|n| !resolved.contains(n))
+                    .collect();
+                topology::groups(&[resolved.to_vec(), rest])
+            }
+            Topology::MajoritiesRing => topology::majorities_ring(resolved).unwrap_or_default(),
+            Topology::Bridge => topology::bridge(resolved).unwrap_or_default(),
+            Topology::OneWay => topology::one_way(all, resolved),
+            Topology::Groups => topology::groups(&self.groups),
+        }
+    }
+}
+
+impl PacketFault {
+    /// The degradation of every link of the targets.
+    pub fn degradation(&self) -> LinkDegradation {
+        LinkDegradation {
+            cut: false,
+            loss: self.loss.unwrap_or(0.0),
+            delay: self.delay.map_or(Duration::ZERO, |d| d.0),
+            jitter: self.jitter.map_or(Duration::ZERO, |d| d.0),
+            duplicate: self.duplicate.unwrap_or(0.0),
+            reorder: self.reorder.unwrap_or(0.0),
+            rate_limit_bytes_per_s: self.rate_limit_bytes_per_s,
+        }
+    }
+
+    /// Whether the fault only drops packets (which kernel rules can do without netem).
+    pub fn only_loss(&self) -> bool {
+        PacketFault {
+            loss: None,
+            ..self.clone()
+        } == PacketFault::default()
+    }
+
+    /// Checks the values against what the relay can honour (its own limits, so validate and run agree).
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        if *self == PacketFault::default() {
+            return Err((
+                "loss",
+                "a packet fault needs at least one of loss, delay, jitter, duplicate, reorder, \
+                 rate_limit_bytes_per_s"
+                    .into(),
+            ));
+        }
+        for (name, fraction) in [
+            ("loss", self.loss),
+            ("duplicate", self.duplicate),
+            ("reorder", self.reorder),
+        ] {
+            if let Some(x) = fraction {
+                if !(0.0..=1.0).contains(&x) {
+                    return Err((
+                        name,
+                        format!("expected a fraction between 0 and 1, got {x}"),
+                    ));
+                }
+            }
+        }
+        relay::link_fault(&self.degradation())
+            .validate()
+            .map_err(|e| {
+                let field = match &e {
+                    netproxy::FaultError::Invalid { field, .. } if field.starts_with("rate") => {
+                        "rate_limit_bytes_per_s"
+                    }
+                    netproxy::FaultError::Invalid { field, .. } if *field == "jitter" => "jitter",
+                    _ => "delay",
+                };
+                (field, format!("the relay cannot do this: {e}"))
+            })
+    }
+
+    /// The links a packet fault on `targets` degrades: every link to and from each target.
+    pub fn links(&self, targets: &[u64], all: &[u64]) -> BTreeMap<(u64, u64), LinkDegradation> {
+        let d = self.degradation();
+        let mut links = BTreeMap::new();
+        for &t in targets {
+            for &other in all.iter().filter(|&&o| o != t) {
+                links.insert((t, other), d);
+                links.insert((other, t), d);
+            }
+        }
+        links
+    }
+}
+
+/// The network faults in force and the backend they are pushed to.
+#[derive(Debug)]
+pub struct NetworkNemesis {
+    backend: Box<dyn NetworkBackend>,
+    in_force: BTreeMap<usize, BTreeMap<(u64, u64), LinkDegradation>>,
+}
+
+impl NetworkNemesis {
+    /// Network faults through `backend` (all links healthy).
+    pub fn new(backend: Box<dyn NetworkBackend>) -> NetworkNemesis {
+        NetworkNemesis {
+            backend,
+            in_force: BTreeMap::new(),
+        }
+    }
+
+    /// Starts fault `id` degrading `links`.
+    pub fn start(
+        &mut self,
+        id: usize,
+        links: BTreeMap<(u64, u64), LinkDegradation>,
+    ) -> Result<(), String> {
+        self.in_force.insert(id, links);
+        self.push()
+    }
+
+    /// Ends fault `id`.
+    pub fn end(&mut self, id: usize) -> Result<(), String> {
+        if self.in_force.remove(&id).is_some() {
+            self.push()?;
+        }
+        Ok(())
+    }
+
+    /// Heals every link.
+    pub fn heal(&mut self) -> Result<(), String> {
+        self.in_force.clear();
+        self.push()
+    }
+
+    /// Pushes the union of the faults in force (a cut wins over a degradation).
+    fn push(&mut self) -> Result<(), String> {
+        self.backend.apply(&merge(self.in_force.values()))
+    }
+}
+
+/// The union of several faults' links: a cut wins, otherwise the later degradation.
+pub fn merge<'a>(
+    faults: impl Iterator<Item = &'a BTreeMap<(u64, u64), LinkDegradation>>,
+) -> BTreeMap<(u64, u64), LinkDegradation> {
+    let mut merged: BTreeMap<(u64, u64), LinkDegradation> = BTreeMap::new();
+    for links in faults {
+        for (link, d) in links {
+            let entry = merged.entry(*link).or_default();
+            *entry = if d.cut || entry.cut {
+                LinkDegradation {
+                    cut: true,
+                    ..*entry
+                }
+            } else {
+                *d
+            };
+        }
+    }
+    merged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cut_wins_over_a_degradation() {
+        let cut = LinkDegradation {
+            cut: true,
+            ..LinkDegradation::default()
+        };
+        let slow = LinkDegradation {
+            delay: Duration::from_millis(5),
+            ..LinkDegradation::default()
+        };
+        let a = BTreeMap::from([((1, 2), cut)]);
+        let b = BTreeMap::from([((1, 2), slow), ((2, 1), slow)]);
+        let merged = merge([&a, &b].into_iter());
+        assert!(merged[&(1, 2)].cut);
+        assert_eq!(merged[&(2, 1)], slow);
+    }
+
+    #[test]
+    fn packet_values_beyond_the_relay_are_refused() {
+        let far = PacketFault {
+            delay: Some(Dur(Duration::from_secs(3_000_000))),
+            ..PacketFault::default()
+        };
+        let (field, message) = far.validate().unwrap_err();
+        assert_eq!(field, "delay");
+        assert!(message.contains("relay cannot"), "{message}");
+        let zero_rate = PacketFault {
+            rate_limit_bytes_per_s: Some(0),
+            ..PacketFault::default()
+        };
+        assert_eq!(
+            zero_rate.validate().unwrap_err().0,
+            "rate_limit_bytes_per_s"
+        );
+        assert!(PacketFault::default().validate().is_err());
+        let loss = PacketFault {
+            loss: Some(0.2),
+            ..PacketFault::default()
+        };
+        assert!(loss.validate().is_ok() && loss.only_loss());
+    }
+}

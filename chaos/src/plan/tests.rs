@@ -1,0 +1,171 @@
+use super::*;
+
+const MINIMAL: &str = "name = \"t\"\nduration = \"5s\"\n";
+
+fn err(text: &str) -> String {
+    Plan::parse(text, "p.toml").unwrap_err().to_string()
+}
+
+#[test]
+fn network_and_clock_faults_take_only_their_parameters() {
+    let ok = format!(
+        "{MINIMAL}[[faults]]\nkind = \"partition\"\ntopology = \"groups\"\ngroups = [[1], [2, 3]]\nat = [\"1s\"]\n\
+         [[faults]]\nkind = \"packet\"\ntarget = \"all\"\nloss = 0.1\ndelay = \"20ms\"\nevery = \"2s\"\n\
+         [[faults]]\nkind = \"clock-strobe\"\noffset = \"-2s\"\nperiod = \"50ms\"\nevery = \"2s\"\n\
+         [[faults]]\nkind = \"clock-drift\"\nclock_rate = 2.0\nevery = \"2s\"\n"
+    );
+    let plan = Plan::parse(&ok, "p.toml").unwrap();
+    assert!(plan.needs_network() && plan.needs_clock_shim());
+    let FaultSpec::Clock(crate::faults::clock::ClockFault::Strobe(s)) = &plan.faults[2].spec else {
+        panic!("a strobe: {:?}", plan.faults[2]);
+    };
+    assert_eq!(s.offset.as_nanos_i64(), -2_000_000_000);
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\nloss = 0.5\nevery = \"1s\"\n"
+    ));
+    assert!(
+        e.starts_with("p.toml: line 3, faults[0]: unknown field `loss`"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"partition\"\ntopology = \"majorities-ring\"\nevery = \"1s\"\n"
+    ));
+    assert!(e.contains("majorities-ring needs at least 5 nodes"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}\n[[faults]]\nkind = \"clock-bump\"\noffset = \"sideways\"\nevery = \"1s\"\n"
+    ));
+    assert!(e.contains("line 4") && e.contains("signed duration"), "{e}");
+}
+
+#[test]
+fn a_minimal_plan_gets_defaults() {
+    let plan = Plan::parse(MINIMAL, "t.toml").unwrap();
+    assert_eq!(plan.cluster.nodes, 3);
+    assert_eq!(plan.duration, Dur(Duration::from_secs(5)));
+    assert_eq!(plan.workload.model, Model::CasRegister);
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line() {
+    let e = err(&format!("{MINIMAL}[cluster]\nnodez = 3\n"));
+    assert!(e.starts_with("p.toml: line 4, column 1"), "{e}");
+    assert!(e.contains("unknown field `nodez`"), "{e}");
+}
+
+#[test]
+fn bad_durations_say_what_was_expected() {
+    let e = err("name = \"t\"\nduration = \"5 parsecs\"\n");
+    assert!(
+        e.contains("line 2") && e.contains("expected a duration like"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cross_field_errors_name_the_field() {
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\ntarget = \"n7\"\nevery = \"1s\"\n"
+    ));
+    assert_eq!(
+        e,
+        "p.toml: faults[0].target: n7 does not exist: the cluster has 3 nodes"
+    );
+    let e = err(&format!("{MINIMAL}[[faults]]\nkind = \"pause\"\n"));
+    assert!(e.contains("faults[0].at: give either"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"melt\"\nevery = \"1s\"\n"
+    ));
+    assert!(e.contains("unknown fault kind \"melt\""), "{e}");
+}
+
+#[test]
+fn absurd_numbers_are_refused_at_parse_time() {
+    // Issue 12 items 2, 6 and 7: these used to panic, allocate gigabytes or pass silently.
+    for (body, needle) in [
+        ("name = \"t\"\nduration = \"18446744073709551615s\"\n", "duration"),
+        ("name = \"t\"\nduration = \"300000000000y\"\n", "duration"),
+        ("name = \"t\"\nduration = \"400days\"\n", "longest duration"),
+        (
+            "name = \"t\"\nduration = \"5s\"\n[workload]\nrate = 1e-300\n",
+            "workload.rate",
+        ),
+        (
+            "name = \"t\"\nduration = \"5s\"\n[workload]\nmix = { read = inf }\n",
+            "workload.mix",
+        ),
+        (
+            "name = \"t\"\nduration = \"5s\"\n[workload]\nmix = { read = nan }\n",
+            "workload.mix",
+        ),
+        (
+            "name = \"t\"\nduration = \"5s\"\n[workload]\nkeys = 1000000000\n",
+            "workload.keys",
+        ),
+        (
+            "name = \"t\"\nduration = \"5s\"\n[[faults]]\nkind = \"packet\"\ndelay = \"100000y\"\nevery = \"1s\"\n",
+            "longest duration",
+        ),
+        (
+            "name = \"t\"\nduration = \"5s\"\n[[faults]]\nkind = \"packet\"\ndelay = \"61s\"\nevery = \"1s\"\n",
+            "relay cannot",
+        ),
+        (
+            "name = \"t\"\nduration = \"5s\"\n[[faults]]\nkind = \"clock-drift\"\nclock_rate = inf\nevery = \"1s\"\n",
+            "clock_rate",
+        ),
+    ] {
+        let e = err(body);
+        assert!(e.contains(needle), "{body}: {e}");
+    }
+}
+
+#[test]
+fn certificates_must_outlive_the_run() {
+    // Issue 12 item 3: used to run and fail as "did not recover" when the certificates expired mid-run.
+    let e = err("name = \"t\"\nduration = \"5s\"\n[cluster]\ncert_validity = \"0s\"\n");
+    assert!(
+        e.contains("cluster.cert_validity") && e.contains("expire"),
+        "{e}"
+    );
+}
+
+#[test]
+fn fixed_faults_past_the_phase_are_refused_not_clipped() {
+    // Issue 12 item 4.
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"4s\"]\nduration = \"3s\"\n"
+    ));
+    assert!(
+        e.contains("faults[0].duration") && e.contains("never clipped"),
+        "{e}"
+    );
+}
+
+#[test]
+fn plans_round_trip_through_the_manifest_form() {
+    let text = format!(
+        "{MINIMAL}[[faults]]\nkind = \"packet\"\nname = \"lossy\"\ntarget = \"all\"\nloss = 0.1\nevery = \"2s\"\n\
+         [[faults]]\nkind = \"kill\"\ntarget = \"leader\"\nat = [\"1s\"]\n"
+    );
+    let plan = Plan::parse(&text, "p.toml").unwrap();
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["faults"][0]["kind"], "packet");
+    assert_eq!(json["faults"][0]["loss"], 0.1);
+    assert_eq!(json["faults"][0]["name"], "lossy");
+    assert_eq!(json["faults"][1]["kind"], "kill");
+    assert_eq!(json["faults"][1]["target"], "leader");
+    assert_eq!(plan.faults[0].label(), "lossy");
+    assert_eq!(plan.faults[1].label(), "kill");
+}
+
+#[test]
+fn etcd_refuses_what_it_cannot_honour() {
+    let clock = "name = \"t\"\nduration = \"5s\"\n[cluster]\ntarget = \"etcd\"\n[[faults]]\nkind = \"clock-bump\"\noffset = \"+1s\"\nevery = \"1s\"\n";
+    let e = err(clock);
+    assert!(e.contains("vDSO"), "{e}");
+    let partition = "name = \"t\"\nduration = \"5s\"\n[cluster]\ntarget = \"etcd\"\n[[faults]]\nkind = \"partition\"\ntopology = \"isolate\"\nevery = \"1s\"\n";
+    let e = err(partition);
+    assert!(e.contains("netns"), "{e}");
+    let kill = "name = \"t\"\nduration = \"5s\"\n[cluster]\ntarget = \"etcd\"\n[[faults]]\nkind = \"kill\"\nevery = \"1s\"\n";
+    Plan::parse(kill, "p.toml").unwrap();
+}

@@ -1,0 +1,240 @@
+//! Checks a parsed plan's values against each other, against the limits of the backends that will carry
+//! them out and against what the target can honour, so that a plan that validates can run as written.
+
+use super::{HostsKind, Model, NetworkBackendKind, Plan, PlanError, Target};
+use crate::faults::{Family, FaultSpec};
+use std::time::Duration;
+
+/// Most nodes a cluster may have.
+pub const NODES_MAX: usize = 9;
+/// Most concurrent clients.
+pub const CLIENTS_MAX: usize = 1000;
+/// Most keys in use at once (each costs memory in the key pool and the checker).
+pub const KEYS_MAX: usize = 10_000;
+/// The rates a workload may ask for, in operations per second.
+pub const RATE_RANGE: (f64, f64) = (0.1, 100_000.0);
+/// How much certificates must outlive the planned run, for startup, checking and slack.
+pub const CERT_SLACK: Duration = Duration::from_secs(3600);
+
+impl Plan {
+    /// Checks values against each other; `origin` names the plan in errors.
+    pub fn validate(&self, origin: &str) -> Result<(), PlanError> {
+        let invalid = |field: &str, message: String| PlanError::Invalid {
+            path: origin.to_string(),
+            field: field.to_string(),
+            message,
+        };
+        self.validate_top().map_err(|(f, m)| invalid(f, m))?;
+        self.validate_cluster().map_err(|(f, m)| invalid(f, m))?;
+        self.validate_workload().map_err(|(f, m)| invalid(f, m))?;
+        for i in 0..self.faults.len() {
+            self.validate_fault(i)
+                .map_err(|(f, m)| invalid(&format!("faults[{i}].{f}"), m))?;
+        }
+        if let Some((field, why)) = self.cluster.target.refuse(self) {
+            return Err(invalid(
+                &field,
+                format!(
+                    "the {} target cannot honour this: {why}",
+                    self.cluster.target.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_top(&self) -> Result<(), (&'static str, String)> {
+        let name_ok = !self.name.is_empty()
+            && self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !name_ok {
+            return Err((
+                "name",
+                format!("expected letters, digits, '-' or '_', got {:?}", self.name),
+            ));
+        }
+        if self.duration.0.is_zero() {
+            return Err(("duration", "must be longer than 0s".into()));
+        }
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), (&'static str, String)> {
+        let c = &self.cluster;
+        if !(1..=NODES_MAX).contains(&c.nodes) {
+            return Err((
+                "cluster.nodes",
+                format!("expected 1 to {NODES_MAX} nodes, got {}", c.nodes),
+            ));
+        }
+        if c.heartbeat_interval.0.is_zero()
+            || c.election_timeout_min <= c.heartbeat_interval
+            || c.election_timeout_max <= c.election_timeout_min
+        {
+            return Err((
+                "cluster",
+                format!(
+                    "expected 0 < heartbeat_interval ({}) < election_timeout_min ({}) < election_timeout_max ({})",
+                    c.heartbeat_interval, c.election_timeout_min, c.election_timeout_max
+                ),
+            ));
+        }
+        let needed =
+            self.total() + c.startup_timeout.0 + self.workload.check_time_limit.0 + CERT_SLACK;
+        if c.cert_validity.0 < needed {
+            return Err((
+                "cluster.cert_validity",
+                format!(
+                    "{} would let the certificates expire during the run; it must cover the run ({}), startup, \
+                     checking and an hour of slack: at least {}",
+                    c.cert_validity,
+                    humantime::format_duration(self.total()),
+                    humantime::format_duration(Duration::from_secs(needed.as_secs() + 1))
+                ),
+            ));
+        }
+        if !c.tls && c.target == crate::targets::TargetKind::RaftNode {
+            return Err((
+                "cluster.tls",
+                "raft-node always uses mutual TLS; tls = false is only for targets that can run without it".into(),
+            ));
+        }
+        if c.network == NetworkBackendKind::Relay
+            && c.hosts == HostsKind::Netns
+            && self.needs_network()
+        {
+            return Err((
+                "cluster.network",
+                "the relay backend runs on local hosts only; netns hosts use kernel rules (network = \"auto\")".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_workload(&self) -> Result<(), (&'static str, String)> {
+        let w = &self.workload;
+        if w.clients == 0 || w.clients > CLIENTS_MAX {
+            return Err((
+                "workload.clients",
+                format!("expected 1 to {CLIENTS_MAX}, got {}", w.clients),
+            ));
+        }
+        if !(w.rate >= RATE_RANGE.0 && w.rate <= RATE_RANGE.1) {
+            return Err((
+                "workload.rate",
+                format!(
+                    "expected operations per second in [{}, {}], got {}",
+                    RATE_RANGE.0, RATE_RANGE.1, w.rate
+                ),
+            ));
+        }
+        if w.keys == 0 || w.keys > KEYS_MAX {
+            return Err((
+                "workload.keys",
+                format!(
+                    "expected 1 to {KEYS_MAX} keys in use at once, got {}",
+                    w.keys
+                ),
+            ));
+        }
+        if w.ops_per_key == 0 {
+            return Err(("workload.ops_per_key", "must be at least 1".into()));
+        }
+        let m = w.mix;
+        let parts = [m.read, m.write, m.cas];
+        if parts.iter().any(|x| !x.is_finite() || *x < 0.0) || parts.iter().sum::<f64>() <= 0.0 {
+            return Err((
+                "workload.mix",
+                format!(
+                    "expected finite non-negative fractions, not all zero; got read {}, write {}, cas {}",
+                    m.read, m.write, m.cas
+                ),
+            ));
+        }
+        if w.model == Model::Register && m.cas > 0.0 {
+            return Err((
+                "workload.mix.cas",
+                "the register model has no cas; use model = \"cas-register\"".into(),
+            ));
+        }
+        if w.request_timeout.0 < Duration::from_millis(1) {
+            return Err(("workload.request_timeout", "must be at least 1ms".into()));
+        }
+        Ok(())
+    }
+
+    fn validate_fault(&self, i: usize) -> Result<(), (&'static str, String)> {
+        let f = &self.faults[i];
+        if f.at.is_empty() == f.every.is_none() {
+            return Err((
+                "at",
+                "give either `at` (fixed times) or `every` (random interval)".into(),
+            ));
+        }
+        if let Some(every) = f.every {
+            if every.0 < Duration::from_millis(10) {
+                return Err(("every", format!("expected at least 10ms, got {every}")));
+            }
+        }
+        if f.duration.0.is_zero() {
+            return Err(("duration", "must be longer than 0s".into()));
+        }
+        for t in &f.at {
+            if *t >= self.duration {
+                return Err((
+                    "at",
+                    format!("{t} is not within the fault phase ({})", self.duration),
+                ));
+            }
+            if t.0 + f.duration.0 > self.duration.0 {
+                return Err((
+                    "duration",
+                    format!(
+                        "the fault at {t} would last until {}, past the end of the fault phase ({}); \
+                         shorten it or lengthen the phase (faults are never clipped silently)",
+                        humantime::format_duration(t.0 + f.duration.0),
+                        self.duration
+                    ),
+                ));
+            }
+        }
+        if let Target::Node(id) = f.target {
+            if id as usize > self.cluster.nodes {
+                return Err((
+                    "target",
+                    format!(
+                        "n{id} does not exist: the cluster has {} nodes",
+                        self.cluster.nodes
+                    ),
+                ));
+            }
+        }
+        f.spec.validate(self.cluster.nodes)?;
+        let kernel = self.cluster.network_backend() == NetworkBackendKind::Nftables;
+        if let (FaultSpec::Packet(p), true) = (&f.spec, kernel) {
+            if !p.only_loss() {
+                return Err((
+                    "kind",
+                    "the nftables backend can only cut links and drop a fraction of packets (loss), since this \
+                     kernel has no netem; use cluster.network = \"relay\" on local hosts"
+                        .into(),
+                ));
+            }
+        }
+        if f.spec.family() == Family::Clock && self.cluster.hosts != HostsKind::Local {
+            return Err((
+                "kind",
+                "clock faults need the clock shim next to the node; they run on local hosts only"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The most nodes any run can have (for cleaning up a crashed run's namespaces without knowing its size).
+pub fn nodes_max() -> u64 {
+    NODES_MAX as u64
+}

@@ -1,0 +1,462 @@
+//! The `etcd` target: etcd 3.4 or later (Debian's `etcd-server`), driven through its JSON gateway
+//! (`POST /v3/kv/range|put|txn`, `/v3/maintenance/status`; keys and values base64, uint64 fields as strings).
+//!
+//! Why the JSON gateway and not gRPC: it needs only an HTTP client (reqwest, on the rustls + ring stack the
+//! workspace already builds), every etcd since 3.3 serves it on the client port, and its answers map one to one
+//! onto the gRPC ones. The etcd-client crate would add tonic, prost and a second TLS stack for no extra power.
+//!
+//! Timing: etcd draws each election timeout from [et, 2·et) where et = `--election-timeout`; chaos passes the
+//! plan's `election_timeout_min` as et, so the plan's range is honoured exactly when max = 2·min (the manifest
+//! notes the range etcd really uses otherwise). Pre-vote is switched on (`--pre-vote`), as raft-node has it.
+//!
+//! Outcomes: a read that fails in any way is `fail` (a read changes nothing); a write or cas that could not
+//! connect is `fail`; a txn whose compare failed is a cas mismatch; every other error of a write (timeouts,
+//! dropped connections, "request timed out", "leader changed") is `info`: it may have been applied.
+
+use super::{
+    BoxFuture, CasAnswer, ClientSettings, KvClient, Layout, NodeCommand, NodeStatus, Outcome,
+    PeerRoutes, Role, Target, TargetKind,
+};
+use crate::plan::Plan;
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where Debian installs etcd.
+const DEBIAN_BINARY: &str = "/usr/bin/etcd";
+
+/// etcd on `PATH`, else Debian's path if it exists.
+pub fn find_binary() -> Option<PathBuf> {
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("etcd"))
+            .find(|p| p.is_file())
+    });
+    on_path.or_else(|| {
+        Path::new(DEBIAN_BINARY)
+            .is_file()
+            .then(|| DEBIAN_BINARY.into())
+    })
+}
+
+/// Why etcd cannot honour `plan`: `(field, reason)`.
+pub fn refuse(plan: &Plan) -> Option<(String, String)> {
+    use crate::faults::FaultSpec;
+    for (i, f) in plan.faults.iter().enumerate() {
+        let field = format!("faults[{i}].kind");
+        match &f.spec {
+            FaultSpec::Clock(_) => {
+                return Some((
+                    field,
+                    "etcd is a Go program: it reads the clock through the vDSO, which the clock shim cannot \
+                     reach, so a clock fault would inject nothing; clock plans are refused for etcd"
+                        .into(),
+                ))
+            }
+            FaultSpec::Partition(_) | FaultSpec::Packet(_) if !plan.cluster.hosts.isolates_nodes() => {
+                return Some((
+                    field,
+                    "etcd dials its peers from the default source address, so on loopback every node's traffic \
+                     comes from 127.0.0.1 and no rule can tell nodes apart, and the relay mesh (one address per \
+                     directed link) cannot be used either because etcd derives member ids from the peer URLs, \
+                     which every member must see alike; run it with cluster.hosts = \"netns\" (root) so each \
+                     node has an address of its own"
+                        .into(),
+                ))
+            }
+            FaultSpec::Packet(p) if !p.only_loss() => {
+                return Some((
+                    field,
+                    "packet faults other than loss need the relay mesh, which etcd cannot use (member ids \
+                     derive from peer URLs, so every member must see the same address for a peer); this kernel \
+                     has no netem"
+                        .into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    if plan.cluster.election_timeout_max.0 != plan.cluster.election_timeout_min.0 * 2 {
+        tracing::info!(
+            "etcd draws election timeouts from [{}, 2·{}); the plan's upper bound {} is not used",
+            plan.cluster.election_timeout_min,
+            plan.cluster.election_timeout_min,
+            plan.cluster.election_timeout_max
+        );
+    }
+    None
+}
+
+/// The range of election timeouts etcd really draws from, for the manifest.
+pub fn effective_election_range(min: Duration) -> (Duration, Duration) {
+    (min, min * 2)
+}
+
+/// etcd processes of one run.
+#[derive(Debug)]
+pub struct Etcd {
+    binary: PathBuf,
+    tls: bool,
+    /// For status polls: no retries, short timeouts.
+    http: reqwest::Client,
+    /// etcd's member ids (hashes of the peer URLs) to our node ids, learnt from each node's own status.
+    members: Arc<Mutex<BTreeMap<u64, u64>>>,
+}
+
+impl Etcd {
+    /// A target for `layout`; with TLS, clients use the run's client certificate.
+    pub fn new(binary: PathBuf, layout: &Layout) -> Result<Etcd, String> {
+        let http = http_client(layout, Duration::from_secs(2))?;
+        Ok(Etcd {
+            binary,
+            tls: layout.tls,
+            http,
+            members: Arc::default(),
+        })
+    }
+
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
+/// An HTTP client that trusts the run's CA and presents the run's client certificate (when TLS is on).
+fn http_client(layout: &Layout, timeout: Duration) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(1)))
+        .pool_max_idle_per_host(4)
+        .no_proxy();
+    let builder = if layout.tls {
+        builder.use_preconfigured_tls(tls_config(layout)?)
+    } else {
+        builder
+    };
+    builder.build().map_err(|e| format!("http client: {e}"))
+}
+
+fn tls_config(layout: &Layout) -> Result<rustls::ClientConfig, String> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let read = |name: &str| {
+        let path = layout.certs.join(name);
+        std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&read("ca.pem")?) {
+        let cert = cert.map_err(|e| format!("ca.pem: {e}"))?;
+        roots.add(cert).map_err(|e| format!("ca.pem: {e}"))?;
+    }
+    let client = format!("client-{}", layout.client_name);
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_slice_iter(&read(&format!("{client}.pem"))?)
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("{client}.pem: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(&read(&format!("{client}.key"))?)
+        .map_err(|e| format!("{client}.key: {e}"))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .map_err(|e| format!("client certificate: {e}"))
+}
+
+fn millis(d: Duration) -> String {
+    d.as_millis().to_string()
+}
+
+/// A uint64 field, which the gateway sends as a string.
+fn u64_field(v: &Json) -> Option<u64> {
+    match v {
+        Json::String(s) => s.parse().ok(),
+        Json::Number(n) => n.as_u64(),
+        _ => None,
+    }
+}
+
+impl Target for Etcd {
+    fn kind(&self) -> TargetKind {
+        TargetKind::Etcd
+    }
+
+    fn node_command(&self, layout: &Layout, id: u64, _routes: &PeerRoutes) -> NodeCommand {
+        let node = layout.node(id).expect("a node of the layout");
+        let scheme = self.scheme();
+        let peer_url = |n: &super::NodeSlot| format!("{scheme}://{}", n.peer_addr());
+        let initial: Vec<String> = layout
+            .nodes
+            .iter()
+            .map(|n| format!("n{}={}", n.id, peer_url(n)))
+            .collect();
+        let client_url = format!("{scheme}://{}", node.client_addr());
+        let mut args: Vec<String> = vec![
+            format!("--name=n{id}"),
+            format!("--data-dir={}", node.data_dir().display()),
+            format!("--listen-peer-urls={}", peer_url(node)),
+            format!("--initial-advertise-peer-urls={}", peer_url(node)),
+            format!("--listen-client-urls={client_url}"),
+            format!("--advertise-client-urls={client_url}"),
+            format!("--initial-cluster={}", initial.join(",")),
+            "--initial-cluster-state=new".into(),
+            format!("--initial-cluster-token={}", layout.run_id),
+            format!("--heartbeat-interval={}", millis(layout.heartbeat)),
+            format!("--election-timeout={}", millis(layout.election_timeout.0)),
+            format!("--snapshot-count={}", layout.snapshot_interval_entries),
+            "--pre-vote=true".into(),
+            "--logger=zap".into(),
+            "--log-outputs=stderr".into(),
+        ];
+        if self.tls {
+            let certs = layout.certs.display();
+            for (prefix, auth) in [
+                ("", "--client-cert-auth"),
+                ("peer-", "--peer-client-cert-auth"),
+            ] {
+                args.push(format!("--{prefix}cert-file={certs}/node-{id}.pem"));
+                args.push(format!("--{prefix}key-file={certs}/node-{id}.key"));
+                args.push(format!("--{prefix}trusted-ca-file={certs}/ca.pem"));
+                args.push(auth.into());
+            }
+        }
+        args.extend(layout.extra_args.iter().cloned());
+        NodeCommand {
+            program: self.binary.clone(),
+            args: args.into_iter().map(OsString::from).collect(),
+            env: Vec::new(),
+        }
+    }
+
+    fn status<'a>(
+        &'a self,
+        layout: &'a Layout,
+        id: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<NodeStatus, String>> {
+        Box::pin(async move {
+            let node = layout.node(id).ok_or_else(|| format!("no node {id}"))?;
+            let url = format!(
+                "{}://{}/v3/maintenance/status",
+                self.scheme(),
+                node.client_addr()
+            );
+            let answer = self
+                .http
+                .post(url)
+                .timeout(timeout)
+                .json(&json!({}))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let body: Json = answer.json().await.map_err(|e| e.to_string())?;
+            let member = u64_field(&body["header"]["member_id"])
+                .ok_or_else(|| format!("status without header.member_id: {body}"))?;
+            let leader_member = u64_field(&body["leader"]).filter(|&l| l != 0);
+            let members = {
+                let mut members = self.members.lock().expect("members lock");
+                members.insert(member, id);
+                members.clone()
+            };
+            let term = u64_field(&body["raftTerm"]).unwrap_or(0);
+            Ok(NodeStatus {
+                role: if leader_member == Some(member) {
+                    Role::Leader
+                } else {
+                    Role::Follower
+                },
+                term,
+                leader: leader_member.and_then(|l| members.get(&l).copied()),
+                commit_index: u64_field(&body["raftIndex"]),
+                applied_index: u64_field(&body["raftAppliedIndex"]),
+                clock_offset_ms: None,
+            })
+        })
+    }
+
+    fn connect(
+        &self,
+        layout: &Layout,
+        settings: &ClientSettings,
+    ) -> Result<Box<dyn KvClient>, String> {
+        let urls = layout
+            .nodes
+            .iter()
+            .map(|n| format!("{}://{}", self.scheme(), n.client_addr()))
+            .collect();
+        Ok(Box::new(EtcdClient {
+            http: http_client(layout, settings.request_timeout)?,
+            urls,
+            current: 0,
+            spread_reads: settings.spread_reads,
+        }))
+    }
+
+    fn version(&self) -> String {
+        super::program_version(&self.binary)
+    }
+}
+
+/// One client: sticks to one member (etcd forwards proposals to its leader), moves on after an error.
+struct EtcdClient {
+    http: reqwest::Client,
+    urls: Vec<String>,
+    current: usize,
+    spread_reads: bool,
+}
+
+/// What came back from one gateway call.
+enum Answer {
+    /// A 200 answer's body.
+    Body(Json),
+    /// The request never reached the server: nothing was done.
+    NotSent(String),
+    /// An error after the request may have reached the server.
+    Uncertain(String),
+    /// The server refused the request before doing anything.
+    Refused(String),
+}
+
+/// Error messages after which etcd has certainly not applied the request.
+const DEFINITE_REFUSALS: [&str; 3] = [
+    "etcdserver: too many requests",
+    "etcdserver: request is too large",
+    "etcdserver: key is not provided",
+];
+
+impl EtcdClient {
+    async fn call(&mut self, path: &str, body: Json) -> Answer {
+        let url = format!("{}{path}", self.urls[self.current]);
+        let answer = match self.http.post(url).json(&body).send().await {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.current = (self.current + 1) % self.urls.len();
+                return if e.is_connect() {
+                    Answer::NotSent(e.to_string())
+                } else {
+                    Answer::Uncertain(e.to_string())
+                };
+            }
+        };
+        let status = answer.status();
+        let text = match answer.text().await {
+            Ok(text) => text,
+            Err(e) => return Answer::Uncertain(format!("reading the answer: {e}")),
+        };
+        let json: Json = serde_json::from_str(&text).unwrap_or(Json::Null);
+        if status.is_success() && json.get("error").is_none() {
+            return Answer::Body(json);
+        }
+        self.current = (self.current + 1) % self.urls.len();
+        let message = json["error"]
+            .as_str()
+            .or(json["message"].as_str())
+            .map_or_else(|| format!("HTTP {status}: {text}"), str::to_string);
+        if DEFINITE_REFUSALS.iter().any(|m| message.contains(m)) {
+            Answer::Refused(message)
+        } else {
+            Answer::Uncertain(message)
+        }
+    }
+}
+
+fn first_value(kvs: &Json) -> Result<Option<String>, String> {
+    match kvs.as_array().and_then(|a| a.first()) {
+        None => Ok(None),
+        Some(kv) => {
+            let encoded = kv["value"].as_str().unwrap_or("");
+            let bytes = B64
+                .decode(encoded)
+                .map_err(|e| format!("value is not base64: {e}"))?;
+            String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|e| format!("value is not UTF-8: {e}"))
+        }
+    }
+}
+
+impl KvClient for EtcdClient {
+    fn read<'a>(&'a mut self, key: &'a str) -> BoxFuture<'a, Outcome<Option<String>>> {
+        Box::pin(async move {
+            if self.spread_reads {
+                self.current = (self.current + 1) % self.urls.len();
+            }
+            match self
+                .call("/v3/kv/range", json!({"key": B64.encode(key)}))
+                .await
+            {
+                Answer::Body(body) => match first_value(&body["kvs"]) {
+                    Ok(v) => Outcome::Ok(v),
+                    Err(e) => Outcome::Fail(e),
+                },
+                // A read changes nothing: whatever went wrong, it is safe to call it failed.
+                Answer::NotSent(e) | Answer::Uncertain(e) | Answer::Refused(e) => Outcome::Fail(e),
+            }
+        })
+    }
+
+    fn write<'a>(&'a mut self, key: &'a str, value: &'a str) -> BoxFuture<'a, Outcome<()>> {
+        Box::pin(async move {
+            let body = json!({"key": B64.encode(key), "value": B64.encode(value)});
+            match self.call("/v3/kv/put", body).await {
+                Answer::Body(_) => Outcome::Ok(()),
+                Answer::NotSent(e) | Answer::Refused(e) => Outcome::Fail(e),
+                Answer::Uncertain(e) => Outcome::Unknown(e),
+            }
+        })
+    }
+
+    fn cas<'a>(
+        &'a mut self,
+        key: &'a str,
+        expected: Option<&'a str>,
+        new: &'a str,
+    ) -> BoxFuture<'a, Outcome<CasAnswer>> {
+        Box::pin(async move {
+            let k = B64.encode(key);
+            let compare = match expected {
+                Some(v) => {
+                    json!({"key": k, "result": "EQUAL", "target": "VALUE", "value": B64.encode(v)})
+                }
+                None => {
+                    json!({"key": k, "result": "EQUAL", "target": "CREATE", "create_revision": "0"})
+                }
+            };
+            let body = json!({
+                "compare": [compare],
+                "success": [{"request_put": {"key": k, "value": B64.encode(new)}}],
+                "failure": [{"request_range": {"key": k}}],
+            });
+            match self.call("/v3/kv/txn", body).await {
+                Answer::Body(body) => {
+                    if body["succeeded"].as_bool() == Some(true) {
+                        return Outcome::Ok(CasAnswer {
+                            applied: true,
+                            current: None,
+                        });
+                    }
+                    let kvs = &body["responses"][0]["response_range"]["kvs"];
+                    Outcome::Ok(CasAnswer {
+                        applied: false,
+                        current: first_value(kvs).ok().flatten(),
+                    })
+                }
+                Answer::NotSent(e) | Answer::Refused(e) => Outcome::Fail(e),
+                Answer::Uncertain(e) => Outcome::Unknown(e),
+            }
+        })
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async {})
+    }
+}

@@ -1,0 +1,179 @@
+//! The `raft-node` target: this repository's Raft key/value store, reached over QUIC with mutual TLS.
+
+use super::{
+    BoxFuture, CasAnswer, ClientSettings, KvClient, Layout, NodeCommand, NodeStatus, Outcome,
+    PeerRoutes, Role, Target, TargetKind,
+};
+use raft_node::client::{Client, ClientOptions};
+use raft_transport::{ClientEndpoint, Credentials, PeerIdentity, TransportConfig};
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+/// raft-node processes of one run.
+#[derive(Debug)]
+pub struct RaftNode {
+    binary: PathBuf,
+    /// One QUIC endpoint with the run's client certificate, for status polls.
+    endpoint: ClientEndpoint,
+}
+
+impl RaftNode {
+    /// A target whose status polls use the run's client certificate from `layout.certs`.
+    pub fn new(binary: PathBuf, layout: &Layout) -> Result<RaftNode, String> {
+        let creds = Credentials::load(
+            &layout.certs,
+            &PeerIdentity::Client(layout.client_name.clone()),
+        )
+        .map_err(|e| format!("client certificate: {e}"))?;
+        let endpoint = ClientEndpoint::bind(
+            "127.0.0.1:0".parse().expect("valid"),
+            &creds,
+            1,
+            TransportConfig::default(),
+        )
+        .map_err(|e| format!("client endpoint: {e}"))?;
+        Ok(RaftNode { binary, endpoint })
+    }
+}
+
+fn role(role: raft::Role) -> Role {
+    match role {
+        raft::Role::Leader => Role::Leader,
+        raft::Role::Follower => Role::Follower,
+        raft::Role::Candidate => Role::Candidate,
+        raft::Role::PreCandidate => Role::PreCandidate,
+        raft::Role::Learner => Role::Learner,
+    }
+}
+
+fn millis(d: Duration) -> OsString {
+    format!("{}ms", d.as_millis()).into()
+}
+
+impl Target for RaftNode {
+    fn kind(&self) -> TargetKind {
+        TargetKind::RaftNode
+    }
+
+    fn node_command(&self, layout: &Layout, id: u64, routes: &PeerRoutes) -> NodeCommand {
+        let node = layout.node(id).expect("a node of the layout");
+        let mut args: Vec<OsString> = vec!["run".into(), "--id".into(), id.to_string().into()];
+        args.extend(["--listen".into(), node.peer_addr().to_string().into()]);
+        args.extend(["--data-dir".into(), node.data_dir().into_os_string()]);
+        args.extend(["--certs".into(), layout.certs.clone().into_os_string()]);
+        for (peer, addr) in routes {
+            args.extend(["--peer".into(), format!("{peer}={addr}").into()]);
+        }
+        args.extend(["--heartbeat-interval".into(), millis(layout.heartbeat)]);
+        args.extend([
+            "--election-timeout-min".into(),
+            millis(layout.election_timeout.0),
+        ]);
+        args.extend([
+            "--election-timeout-max".into(),
+            millis(layout.election_timeout.1),
+        ]);
+        args.extend([
+            "--snapshot-interval-entries".into(),
+            layout.snapshot_interval_entries.to_string().into(),
+        ]);
+        args.extend(layout.extra_args.iter().map(OsString::from));
+        NodeCommand {
+            program: self.binary.clone(),
+            args,
+            env: Vec::new(),
+        }
+    }
+
+    fn status<'a>(
+        &'a self,
+        layout: &'a Layout,
+        id: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<NodeStatus, String>> {
+        Box::pin(async move {
+            let addr = layout
+                .node(id)
+                .ok_or_else(|| format!("no node {id}"))?
+                .client_addr();
+            let s = raft_node::client::node_status(&self.endpoint, addr, None, timeout).await?;
+            let now_ms = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i128);
+            Ok(NodeStatus {
+                role: role(s.raft.role),
+                term: s.raft.term.0,
+                leader: s.raft.leader.map(|l| l.0),
+                commit_index: Some(s.raft.commit.0),
+                applied_index: Some(s.raft.applied.0),
+                clock_offset_ms: Some((s.wall_clock_unix_ms as i128 - now_ms) as f64),
+            })
+        })
+    }
+
+    fn connect(
+        &self,
+        layout: &Layout,
+        settings: &ClientSettings,
+    ) -> Result<Box<dyn KvClient>, String> {
+        let nodes: Vec<(raft::NodeId, SocketAddr)> = layout
+            .nodes
+            .iter()
+            .map(|n| (raft::NodeId(n.id), n.client_addr()))
+            .collect();
+        let options = ClientOptions {
+            request_timeout: settings.request_timeout,
+            attempt_timeout: settings.request_timeout,
+            spread_reads: settings.spread_reads,
+            ..ClientOptions::default()
+        };
+        let client = Client::connect_with_ids(&nodes, &layout.certs, &layout.client_name, options)
+            .map_err(|e| e.to_string())?;
+        Ok(Box::new(RaftNodeClient(client)))
+    }
+
+    fn version(&self) -> String {
+        super::program_version(&self.binary)
+    }
+}
+
+fn outcome<T, U>(o: raft_node::client::Outcome<T>, f: impl FnOnce(T) -> U) -> Outcome<U> {
+    match o {
+        raft_node::client::Outcome::Ok(v) => Outcome::Ok(f(v)),
+        raft_node::client::Outcome::Fail(e) => Outcome::Fail(e),
+        raft_node::client::Outcome::Unknown(e) => Outcome::Unknown(e),
+    }
+}
+
+/// raft-node's own client library (sessions make its internal retries safe).
+struct RaftNodeClient(Client);
+
+impl KvClient for RaftNodeClient {
+    fn read<'a>(&'a mut self, key: &'a str) -> BoxFuture<'a, Outcome<Option<String>>> {
+        Box::pin(async move { outcome(self.0.get(key).await, |v| v) })
+    }
+
+    fn write<'a>(&'a mut self, key: &'a str, value: &'a str) -> BoxFuture<'a, Outcome<()>> {
+        Box::pin(async move { outcome(self.0.put(key, value).await, |v| v) })
+    }
+
+    fn cas<'a>(
+        &'a mut self,
+        key: &'a str,
+        expected: Option<&'a str>,
+        new: &'a str,
+    ) -> BoxFuture<'a, Outcome<CasAnswer>> {
+        Box::pin(async move {
+            outcome(self.0.cas(key, expected, new).await, |r| CasAnswer {
+                applied: r.applied,
+                current: r.current,
+            })
+        })
+    }
+
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move { self.0.close().await })
+    }
+}
