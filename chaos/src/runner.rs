@@ -40,6 +40,10 @@ pub struct RunOptions {
     pub nodes: Option<usize>,
     /// Overrides the fault phase's duration.
     pub duration: Option<Duration>,
+    /// Overrides the system under test.
+    pub target: Option<crate::targets::TargetKind>,
+    /// Overrides where nodes run.
+    pub hosts: Option<crate::plan::HostsKind>,
     /// Where run folders go.
     pub out: PathBuf,
     /// No progress display.
@@ -155,6 +159,22 @@ pub fn load_plan(opts: &RunOptions) -> Result<Plan, RunError> {
     }
     if let Some(d) = opts.duration {
         plan.duration = Dur(d);
+    }
+    if let Some(target) = opts.target.filter(|t| *t != plan.cluster.target) {
+        // The plan's binary and node flags belong to its own target.
+        if !plan.cluster.extra_args.is_empty() || plan.cluster.binary.is_some() {
+            eprintln!(
+                "note: --target {} drops the plan's cluster.binary and cluster.extra_args (they are {} settings)",
+                target.name(),
+                plan.cluster.target.name()
+            );
+        }
+        plan.cluster.target = target;
+        plan.cluster.binary = None;
+        plan.cluster.extra_args.clear();
+    }
+    if let Some(hosts) = opts.hosts {
+        plan.cluster.hosts = hosts;
     }
     plan.validate(&format!(
         "{} (with command-line overrides)",
@@ -294,6 +314,9 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
             plan.cluster.target.name(),
             dir.display()
         );
+        if let Some(note) = timing_note(&plan) {
+            eprintln!("timing: {note}");
+        }
     }
     let run = Run {
         plan: &plan,
@@ -737,6 +760,17 @@ fn write_manifest(run: &Run<'_>, binary: &Path, cluster: &Cluster) -> Result<(),
     .map_err(setup_err("writing manifest.json"))
 }
 
+/// How the target's timing differs from the plan's, if it does.
+fn timing_note(plan: &Plan) -> Option<String> {
+    let c = &plan.cluster;
+    (c.target == crate::targets::TargetKind::Etcd).then(|| {
+        crate::targets::etcd::timing_note(
+            c.heartbeat_interval.0,
+            (c.election_timeout_min.0, c.election_timeout_max.0),
+        )
+    })
+}
+
 /// `outcome.json`: what the runner itself saw (the report reads it with the history and the events).
 fn write_outcome(
     run: &Run<'_>,
@@ -898,6 +932,12 @@ pub struct RunArgs {
     /// Length of the fault phase, e.g. 30s (overrides the plan's).
     #[arg(long, value_parser = crate::plan::parse_duration)]
     pub duration: Option<Duration>,
+    /// The system under test (overrides the plan's, and its binary): raft-node or etcd.
+    #[arg(long)]
+    pub target: Option<crate::targets::TargetKind>,
+    /// Where nodes run (overrides the plan's): local or netns.
+    #[arg(long, value_parser = parse_hosts)]
+    pub hosts: Option<crate::plan::HostsKind>,
     /// Folder for run folders.
     #[arg(long, default_value = "results")]
     pub out: PathBuf,
@@ -907,6 +947,14 @@ pub struct RunArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+fn parse_hosts(text: &str) -> Result<crate::plan::HostsKind, String> {
+    match text {
+        "local" => Ok(crate::plan::HostsKind::Local),
+        "netns" => Ok(crate::plan::HostsKind::Netns),
+        other => Err(format!("expected local or netns, got {other:?}")),
+    }
 }
 
 /// A current-thread runtime: node processes must be started from a thread that lives as long as the run (see
@@ -925,6 +973,8 @@ pub fn run_command(args: &RunArgs) -> std::process::ExitCode {
         seed: args.seed,
         nodes: args.nodes,
         duration: args.duration,
+        target: args.target,
+        hosts: args.hosts,
         out: args.out.clone(),
         quiet: args.quiet,
     };

@@ -25,12 +25,7 @@ impl Plan {
             message,
         };
         self.validate_top().map_err(|(f, m)| invalid(f, m))?;
-        self.validate_cluster().map_err(|(f, m)| invalid(f, m))?;
-        self.validate_workload().map_err(|(f, m)| invalid(f, m))?;
-        for i in 0..self.faults.len() {
-            self.validate_fault(i)
-                .map_err(|(f, m)| invalid(&format!("faults[{i}].{f}"), m))?;
-        }
+        // The target's refusal first: it names the root cause (e.g. etcd cannot be clock-faulted at all).
         if let Some((field, why)) = self.cluster.target.refuse(self) {
             return Err(invalid(
                 &field,
@@ -39,6 +34,12 @@ impl Plan {
                     self.cluster.target.name()
                 ),
             ));
+        }
+        self.validate_cluster().map_err(|(f, m)| invalid(f, m))?;
+        self.validate_workload().map_err(|(f, m)| invalid(f, m))?;
+        for i in 0..self.faults.len() {
+            self.validate_fault(i)
+                .map_err(|(f, m)| invalid(&format!("faults[{i}].{f}"), m))?;
         }
         Ok(())
     }

@@ -81,20 +81,41 @@ pub fn refuse(plan: &Plan) -> Option<(String, String)> {
             _ => {}
         }
     }
-    if plan.cluster.election_timeout_max.0 != plan.cluster.election_timeout_min.0 * 2 {
-        tracing::info!(
-            "etcd draws election timeouts from [{}, 2·{}); the plan's upper bound {} is not used",
-            plan.cluster.election_timeout_min,
-            plan.cluster.election_timeout_min,
-            plan.cluster.election_timeout_max
-        );
-    }
     None
 }
 
 /// The range of election timeouts etcd really draws from, for the manifest.
 pub fn effective_election_range(min: Duration) -> (Duration, Duration) {
     (min, min * 2)
+}
+
+/// The heartbeat etcd gets: the plan's, unless etcd's rule `--election-timeout >= 5 * --heartbeat-interval`
+/// forbids it, then the largest one it allows (the election timing decides how faults play out, so it is the
+/// one kept exact).
+pub fn effective_heartbeat(heartbeat: Duration, election_min: Duration) -> Duration {
+    let limit = Duration::from_millis((election_min.as_millis() / 5) as u64);
+    heartbeat.min(limit).max(Duration::from_millis(1))
+}
+
+/// How etcd's timing differs from the plan's, for the manifest and the terminal.
+pub fn timing_note(heartbeat: Duration, election: (Duration, Duration)) -> String {
+    let (lo, hi) = effective_election_range(election.0);
+    let hb = effective_heartbeat(heartbeat, election.0);
+    let mut note = format!(
+        "etcd draws election timeouts from [{}, {}) (plan: [{}, {}))",
+        humantime::format_duration(lo),
+        humantime::format_duration(hi),
+        humantime::format_duration(election.0),
+        humantime::format_duration(election.1),
+    );
+    if hb != heartbeat {
+        note.push_str(&format!(
+            "; heartbeat {} instead of the plan's {}, since etcd requires an election timeout of at least 5 heartbeats",
+            humantime::format_duration(hb),
+            humantime::format_duration(heartbeat)
+        ));
+    }
+    note
 }
 
 /// etcd processes of one run.
@@ -210,7 +231,13 @@ impl Target for Etcd {
             format!("--initial-cluster={}", initial.join(",")),
             "--initial-cluster-state=new".into(),
             format!("--initial-cluster-token={}", layout.run_id),
-            format!("--heartbeat-interval={}", millis(layout.heartbeat)),
+            format!(
+                "--heartbeat-interval={}",
+                millis(effective_heartbeat(
+                    layout.heartbeat,
+                    layout.election_timeout.0
+                ))
+            ),
             format!("--election-timeout={}", millis(layout.election_timeout.0)),
             format!("--snapshot-count={}", layout.snapshot_interval_entries),
             "--pre-vote=true".into(),

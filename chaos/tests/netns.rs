@@ -1,0 +1,95 @@
+//! Network namespaces as hosts, at the kernel level: each node's namespace has its own address and no default
+//! route; a partition (nftables rules on the bridge) really stops datagrams between two namespaces and healing
+//! lets them through again; dropping the hosts removes every namespace and the bridge. Root only (CI is root).
+
+mod common;
+use chaos::faults::network::nftables::{NftFamily, NftNetwork};
+use chaos::faults::network::{LinkDegradation, NetworkBackend};
+use chaos::hosts::netns::NetnsHosts;
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::time::Duration;
+
+fn usable() -> bool {
+    common::require(
+        "netns",
+        common::root().and_then(|()| chaos::hosts::netns::available()),
+    )
+}
+
+/// Runs `f` on a thread that has entered the namespace at `path`.
+fn in_namespace<T: Send + 'static>(path: &Path, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let file = std::fs::File::open(path).expect("open namespace");
+    std::thread::spawn(move || {
+        // SAFETY: setns on this thread only, with a valid namespace descriptor.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .expect("namespace thread")
+}
+
+/// Whether a datagram from node 1's namespace reaches a socket in node 2's.
+fn datagram_arrives(hosts: &NetnsHosts, from_ip: Ipv4Addr, to_ip: Ipv4Addr) -> bool {
+    let receiver = in_namespace(&hosts.namespace_path(2), move || {
+        UdpSocket::bind(SocketAddr::from((to_ip, 0))).expect("bind in n2")
+    });
+    receiver
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let target = receiver.local_addr().unwrap();
+    in_namespace(&hosts.namespace_path(1), move || {
+        let sender = UdpSocket::bind(SocketAddr::from((from_ip, 0))).expect("bind in n1");
+        for _ in 0..3 {
+            sender.send_to(b"probe", target).expect("send");
+        }
+    });
+    let mut buf = [0u8; 16];
+    receiver.recv_from(&mut buf).is_ok()
+}
+
+#[test]
+fn namespaces_are_isolated_partitioned_by_the_kernel_and_removed() {
+    if !usable() {
+        return;
+    }
+    let hosts = NetnsHosts::create(&[1, 2, 3]).expect("create namespaces");
+    let subnet = hosts.subnet();
+    for id in 1..=3 {
+        assert!(
+            !hosts.has_default_route(id).unwrap(),
+            "n{id} must have no default route: nothing may leave the machine"
+        );
+    }
+    let (ip1, ip2) = (subnet.node_ip(1), subnet.node_ip(2));
+    assert!(datagram_arrives(&hosts, ip1, ip2), "healthy link");
+    let nodes: BTreeMap<u64, Ipv4Addr> = (1..=3).map(|id| (id, subnet.node_ip(id))).collect();
+    let mut net = NftNetwork::create_in(NftFamily::Bridge, "netns-test", &nodes).unwrap();
+    let cut = LinkDegradation {
+        cut: true,
+        ..LinkDegradation::default()
+    };
+    net.apply(&BTreeMap::from([((1, 2), cut)])).unwrap();
+    assert!(!datagram_arrives(&hosts, ip1, ip2), "cut link");
+    net.apply(&BTreeMap::new()).unwrap();
+    assert!(datagram_arrives(&hosts, ip1, ip2), "healed link");
+    drop(net);
+    let names: Vec<String> = (1..=3).map(|id| subnet.namespace(id)).collect();
+    drop(hosts);
+    let listing = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for name in names {
+        assert!(
+            !listing
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(&name)),
+            "{name} left behind"
+        );
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every plan in configs/ against one target and prints a table: plan, exit status, verdict or refusal.
+#   scripts/plans-against.sh etcd netns      # etcd, each node in its own network namespace (root)
+#   scripts/plans-against.sh raft-node       # raft-node on loopback
+# Needs a release build: cargo build --release -p chaos -p raft-node -p clock-shim
+set -uo pipefail
+cd "$(dirname "$0")/.."
+target=${1:?usage: plans-against.sh TARGET [HOSTS]}
+hosts=${2:-}
+out=${OUT:-results/plans-against-$target}
+printf '%-28s %-5s %s\n' plan exit verdict
+for plan in configs/*.toml; do
+    args=(run "$plan" --target "$target" --quiet --out "$out")
+    [ -n "$hosts" ] && args+=(--hosts "$hosts")
+    line=$(./target/release/chaos "${args[@]}" 2>&1 | grep -E '^(PASS|FAIL|UNKNOWN|chaos: error)' | head -1)
+    code=${PIPESTATUS[0]}
+    printf '%-28s %-5s %s\n' "$(basename "$plan" .toml)" "$code" "${line:0:220}"
+done
