@@ -116,17 +116,14 @@ async fn election(args: &ElectionArgs, target: TargetKind) -> Result<serde_json:
         };
         // Let the cluster settle (the restarted node catches up) and vary the phase against heartbeats.
         tokio::time::sleep(Duration::from_millis(600 + (trial as u64 * 37) % 100)).await;
-        cluster.supervisor.kill(old);
+        cluster.supervisor.kill(old).map_err(RunError::Setup)?;
         let killed = Instant::now();
         let survivors: Vec<u64> = ids.iter().copied().filter(|&id| id != old).collect();
         match wait_leader(&cluster, &survivors, Duration::from_secs(15)).await {
             Some(_) => samples_ms.push(killed.elapsed().as_secs_f64() * 1000.0),
             None => tracing::warn!(trial, "no new leader within 15 s"),
         }
-        cluster
-            .supervisor
-            .start(old)
-            .map_err(|e| RunError::Setup(e.to_string()))?;
+        cluster.supervisor.start(old).map_err(RunError::Setup)?;
     }
     cluster.stop(&run_dir).await;
     samples_ms.sort_by(f64::total_cmp);

@@ -9,16 +9,18 @@ use crate::faults::network::nftables::{self, NftFamily, NftNetwork};
 use crate::faults::network::relay::RelayNetwork;
 use crate::faults::network::NetworkBackend;
 use crate::hosts::netns::NetnsHosts;
+use crate::hosts::ssh::{RemoteProcesses, Ssh};
 use crate::hosts::{free_port, Placement};
 use crate::plan::{NetworkBackendKind, Plan};
 use crate::schedule::derive_seed;
-use crate::supervisor::{NodeLaunch, ProcessState, Supervisor};
+use crate::supervisor::{NodeLaunch, NodeProcesses, ProcessState, Supervisor};
 use crate::targets::{self, Layout, NodeSlot, Target};
 use raft_transport::{generate_cluster_certs, CertValidity, ClusterCertSpec, NodeSpec};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// The client certificate the workload and status polls use.
@@ -49,12 +51,28 @@ pub struct Cluster {
     /// The system under test.
     pub target: std::sync::Arc<dyn Target>,
     /// The node processes.
-    pub supervisor: Supervisor,
+    pub supervisor: Box<dyn NodeProcesses>,
     mesh: Option<netproxy::RelayMesh>,
     network: Option<Box<dyn NetworkBackend>>,
     clocks: Option<Box<dyn ClockBackend>>,
+    /// SSH machines by node id, with hosts = "ssh".
+    machines: BTreeMap<u64, Arc<Ssh>>,
+    /// Where the SSH control sockets live (short: socket paths are limited to 108 bytes).
+    ssh_control: Option<tempfile_dir::ControlDir>,
     /// Declared last: dropped after the supervisor has stopped the processes inside the namespaces.
     namespaces: Option<NetnsHosts>,
+}
+
+mod tempfile_dir {
+    /// A folder removed on drop.
+    #[derive(Debug)]
+    pub struct ControlDir(pub std::path::PathBuf);
+
+    impl Drop for ControlDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 impl Cluster {
@@ -73,10 +91,19 @@ impl Cluster {
             }
             _ => None,
         };
+        let c = &plan.cluster;
+        let machine_ip = |id: u64| -> Ipv4Addr {
+            let machine = &c.ssh_hosts[(id as usize - 1) % c.ssh_hosts.len()];
+            machine
+                .address
+                .parse()
+                .expect("validated as an IPv4 address")
+        };
         let node_ip = |id: u64| -> Ipv4Addr {
-            match &namespaces {
-                Some(ns) => ns.subnet().node_ip(id),
-                None => placement.loopback_ip(id),
+            match (&namespaces, placement) {
+                (Some(ns), _) => ns.subnet().node_ip(id),
+                (None, Placement::Ssh) => machine_ip(id),
+                (None, _) => placement.loopback_ip(id),
             }
         };
         if placement == Placement::LoopbackPerNode {
@@ -114,7 +141,6 @@ impl Cluster {
                 }
             })
             .collect();
-        let c = &plan.cluster;
         let layout = Layout {
             nodes,
             certs,
@@ -133,21 +159,49 @@ impl Cluster {
         let mut cluster = Cluster {
             layout,
             target,
-            supervisor: Supervisor::new(),
+            supervisor: Box::new(Supervisor::new()),
             mesh: None,
             network: None,
             clocks: None,
+            machines: BTreeMap::new(),
+            ssh_control: None,
             namespaces,
         };
+        if placement == Placement::Ssh {
+            cluster.connect_machines(plan, binary, &run_id)?;
+        }
         cluster.ready_network(plan, seed, &run_id)?;
-        cluster.add_nodes(plan)?;
+        let launches = cluster.node_launches(plan)?;
+        cluster.supervisor = cluster.processes(launches)?;
         for id in cluster.supervisor.ids() {
-            cluster
-                .supervisor
-                .start(id)
-                .map_err(|e| LaunchError(e.to_string()))?;
+            cluster.supervisor.start(id).map_err(LaunchError)?;
         }
         Ok(cluster)
+    }
+
+    /// Opens a control connection to every SSH machine and prepares the run's folder there.
+    fn connect_machines(
+        &mut self,
+        plan: &Plan,
+        binary: &Path,
+        run_id: &str,
+    ) -> Result<(), LaunchError> {
+        let control = std::env::temp_dir().join(format!("chaos-ssh-{}", std::process::id()));
+        std::fs::create_dir_all(&control)
+            .map_err(|e| LaunchError(format!("{}: {e}", control.display())))?;
+        self.ssh_control = Some(tempfile_dir::ControlDir(control.clone()));
+        let c = &plan.cluster;
+        let machines: Vec<Arc<Ssh>> = c
+            .ssh_hosts
+            .iter()
+            .map(|h| Arc::new(Ssh::new(h.clone(), &control, c.ssh_known_hosts.clone())))
+            .collect();
+        for id in self.ids() {
+            let machine = Arc::clone(&machines[(id as usize - 1) % machines.len()]);
+            self.machines.insert(id, machine);
+        }
+        crate::hosts::ssh::prepare(&machines, run_id, binary, &self.layout.certs)
+            .map_err(|e| LaunchError(format!("preparing the SSH hosts: {e}")))
     }
 
     /// Starts the relay mesh or creates the kernel rules table, when the plan has network faults.
@@ -164,6 +218,29 @@ impl Cluster {
                 IpAddr::V6(_) => None,
             })
             .collect();
+        if !self.machines.is_empty() {
+            let mut tables = Vec::new();
+            let mut seen: Vec<String> = Vec::new();
+            for ssh in self.machines.values() {
+                if seen.contains(&ssh.name()) {
+                    continue;
+                }
+                seen.push(ssh.name());
+                for table in nftables::clean_leftovers_via(&ssh.prefix()) {
+                    tracing::warn!(host = %ssh.name(), %table, "removed nftables rules left behind by a crashed run");
+                }
+                let table = NftNetwork::create_via(ssh.prefix(), NftFamily::Inet, run_id, &ips)
+                    .map_err(|e| {
+                        LaunchError(format!(
+                            "{}: creating the nftables rules (needs root and nft there): {e}",
+                            ssh.name()
+                        ))
+                    })?;
+                tables.push(table);
+            }
+            self.network = Some(Box::new(nftables::OnEveryHost(tables)));
+            return Ok(());
+        }
         let backend: Box<dyn NetworkBackend> =
             match (plan.cluster.network_backend(), &self.namespaces) {
                 (NetworkBackendKind::Nftables, Some(_)) => Box::new(
@@ -199,8 +276,26 @@ impl Cluster {
         Ok(())
     }
 
-    /// Registers every node with the supervisor (under the clock shim when the plan has clock faults).
-    fn add_nodes(&mut self, plan: &Plan) -> Result<(), LaunchError> {
+    /// Who runs the node processes: a supervisor of child processes here, or processes on the SSH machines.
+    fn processes(&self, launches: Vec<NodeLaunch>) -> Result<Box<dyn NodeProcesses>, LaunchError> {
+        if !self.machines.is_empty() {
+            let run_dir = self.layout.certs.parent().unwrap_or(Path::new("/"));
+            return Ok(Box::new(RemoteProcesses::new(
+                launches,
+                &self.machines,
+                run_dir,
+                &self.layout.run_id,
+            )));
+        }
+        let mut supervisor = Supervisor::new();
+        for launch in launches {
+            supervisor.add(launch);
+        }
+        Ok(Box::new(supervisor))
+    }
+
+    /// How to start every node (under the clock shim when the plan has clock faults).
+    fn node_launches(&mut self, plan: &Plan) -> Result<Vec<NodeLaunch>, LaunchError> {
         let shim = if plan.needs_clock_shim() {
             Some(clock_shim::library_path().ok_or_else(|| {
                 LaunchError(
@@ -213,6 +308,7 @@ impl Cluster {
             None
         };
         let mut controls = BTreeMap::new();
+        let mut launches = Vec::new();
         for node in self.layout.nodes.clone() {
             std::fs::create_dir_all(&node.dir)
                 .map_err(|e| LaunchError(format!("creating {}: {e}", node.dir.display())))?;
@@ -243,7 +339,7 @@ impl Cluster {
                 );
                 controls.insert(node.id, control);
             }
-            self.supervisor.add(NodeLaunch {
+            launches.push(NodeLaunch {
                 id: node.id,
                 program: command.program,
                 args: command.args,
@@ -258,7 +354,7 @@ impl Cluster {
         if shim.is_some() {
             self.clocks = Some(Box::new(ShimClocks { controls }));
         }
-        Ok(())
+        Ok(launches)
     }
 
     /// Node ids.
@@ -311,7 +407,7 @@ impl Cluster {
         let mut out = String::new();
         for id in self.supervisor.ids() {
             if let Some(path) = self.supervisor.log_path(id) {
-                let text = std::fs::read_to_string(path).unwrap_or_default();
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
                 let tail: Vec<&str> = text.lines().rev().take(5).collect();
                 out.push_str(&format!(
                     "\n--- n{id} ({}) ---\n{}",

@@ -125,6 +125,10 @@ pub struct ClusterPlan {
     /// (userspace UDP relays, no privileges, every packet fault) or "nftables" (kernel rules between per-node
     /// addresses; root and `nft`; cuts and loss only).
     pub network: NetworkBackendKind,
+    /// With hosts = "ssh": the machines, node i on the i-th (round robin when there are fewer).
+    pub ssh_hosts: Vec<crate::hosts::ssh::SshHost>,
+    /// With hosts = "ssh": a known_hosts file of its own (default: the user's, as ssh would use).
+    pub ssh_known_hosts: Option<PathBuf>,
 }
 
 /// The network fault backends.
@@ -149,12 +153,14 @@ pub enum HostsKind {
     Local,
     /// Each node in a network namespace of its own, joined by a bridge with no uplink (root).
     Netns,
+    /// Machines reached over SSH (`cluster.ssh_hosts`).
+    Ssh,
 }
 
 impl HostsKind {
     /// Whether each node has an address of its own that every packet it sends carries.
     pub fn isolates_nodes(self) -> bool {
-        self == HostsKind::Netns
+        matches!(self, HostsKind::Netns | HostsKind::Ssh)
     }
 }
 
@@ -163,7 +169,9 @@ impl ClusterPlan {
     pub fn network_backend(&self) -> NetworkBackendKind {
         match (self.network, self.hosts) {
             (NetworkBackendKind::Auto, HostsKind::Local) => NetworkBackendKind::Relay,
-            (NetworkBackendKind::Auto, HostsKind::Netns) => NetworkBackendKind::Nftables,
+            (NetworkBackendKind::Auto, HostsKind::Netns | HostsKind::Ssh) => {
+                NetworkBackendKind::Nftables
+            }
             (other, _) => other,
         }
     }
@@ -185,6 +193,8 @@ impl Default for ClusterPlan {
             tls: true,
             hosts: HostsKind::Local,
             network: NetworkBackendKind::Auto,
+            ssh_hosts: Vec::new(),
+            ssh_known_hosts: None,
         }
     }
 }

@@ -613,7 +613,7 @@ impl Injector for RunInjector<'_, '_> {
         let spec = &self.run.plan.faults[fault.plan_index].spec;
         let hit = self
             .nemeses
-            .start(&mut self.cluster.supervisor, fault, spec, &wanted)
+            .start(&mut *self.cluster.supervisor, fault, spec, &wanted)
             .inspect_err(|e| self.failed(e))?;
         let note = match (&fault.targets, hit.is_empty()) {
             (Targets::Leader, true) if leader.is_none() => Some("no leader to target"),
@@ -638,7 +638,7 @@ impl Injector for RunInjector<'_, '_> {
         let spec = &self.run.plan.faults[active.fault.plan_index].spec;
         self.nemeses
             .end(
-                &mut self.cluster.supervisor,
+                &mut *self.cluster.supervisor,
                 &active.fault,
                 spec,
                 &active.nodes,
@@ -702,7 +702,7 @@ async fn inject_faults(
     .await?;
     let healed = injector
         .nemeses
-        .heal(&mut injector.cluster.supervisor)
+        .heal(&mut *injector.cluster.supervisor)
         .inspect_err(|e| injector.failed(e))?;
     let value = serde_json::json!({"time_ns": recording.recorder.now_ns(), "event": "heal", "nodes": healed});
     recording.events.write(&value);
@@ -717,7 +717,7 @@ async fn stop(run: &Run<'_>, mut cluster: Cluster, recording: &Recording) -> Vec
     for (id, status) in cluster.supervisor.reap_all() {
         recording.events.write(&serde_json::json!({"time_ns": recording.recorder.now_ns(), "event": "node-exited", "node": id, "status": status}));
     }
-    let exits = cluster.supervisor.unexpected_exits().to_vec();
+    let exits = cluster.supervisor.unexpected_exits();
     recording.events.write(&serde_json::json!({"time_ns": recording.recorder.now_ns(), "event": "phase", "name": "stopped"}));
     cluster.stop(run.dir).await;
     exits
@@ -953,7 +953,8 @@ fn parse_hosts(text: &str) -> Result<crate::plan::HostsKind, String> {
     match text {
         "local" => Ok(crate::plan::HostsKind::Local),
         "netns" => Ok(crate::plan::HostsKind::Netns),
-        other => Err(format!("expected local or netns, got {other:?}")),
+        "ssh" => Ok(crate::plan::HostsKind::Ssh),
+        other => Err(format!("expected local, netns or ssh, got {other:?}")),
     }
 }
 

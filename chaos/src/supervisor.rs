@@ -362,6 +362,83 @@ impl Drop for Supervisor {
     }
 }
 
+/// Node processes as the fault families and the runner see them, wherever they run: child processes here
+/// ([`Supervisor`]) or processes on other hosts (`hosts::ssh`). Signals act on the node's whole process group.
+pub trait NodeProcesses: Send + std::fmt::Debug {
+    /// Node ids.
+    fn ids(&self) -> Vec<u64>;
+    /// Starts node `id` (a no-op if it is running).
+    fn start(&mut self, id: u64) -> Result<(), String>;
+    /// The state of node `id`'s process (noticing an exit nobody caused).
+    fn state(&mut self, id: u64) -> ProcessState;
+    /// SIGKILLs node `id` and waits until it is gone.
+    fn kill(&mut self, id: u64) -> Result<(), String>;
+    /// SIGTERMs node `id`, then SIGKILLs it after `grace`.
+    fn terminate(&mut self, id: u64, grace: Duration) -> Result<(), String>;
+    /// SIGSTOPs node `id`.
+    fn pause(&mut self, id: u64) -> Result<(), String>;
+    /// SIGCONTs node `id`.
+    fn resume(&mut self, id: u64) -> Result<(), String>;
+    /// Checks every node for an exit nobody caused; returns the new ones.
+    fn reap_all(&mut self) -> Vec<(u64, String)>;
+    /// Every exit nobody caused, with its status.
+    fn unexpected_exits(&self) -> Vec<(u64, String)>;
+    /// Stops every node (TERM, grace, KILL) and brings its log and data home. Safe to call more than once.
+    fn shutdown(&mut self, grace: Duration);
+    /// Where node `id`'s log is (on this machine).
+    fn log_path(&self, id: u64) -> Option<PathBuf>;
+}
+
+impl NodeProcesses for Supervisor {
+    fn ids(&self) -> Vec<u64> {
+        Supervisor::ids(self)
+    }
+
+    fn start(&mut self, id: u64) -> Result<(), String> {
+        Supervisor::start(self, id).map_err(|e| e.to_string())
+    }
+
+    fn state(&mut self, id: u64) -> ProcessState {
+        Supervisor::state(self, id)
+    }
+
+    fn kill(&mut self, id: u64) -> Result<(), String> {
+        Supervisor::kill(self, id);
+        Ok(())
+    }
+
+    fn terminate(&mut self, id: u64, grace: Duration) -> Result<(), String> {
+        Supervisor::terminate(self, id, grace);
+        Ok(())
+    }
+
+    fn pause(&mut self, id: u64) -> Result<(), String> {
+        Supervisor::pause(self, id);
+        Ok(())
+    }
+
+    fn resume(&mut self, id: u64) -> Result<(), String> {
+        Supervisor::resume(self, id);
+        Ok(())
+    }
+
+    fn reap_all(&mut self) -> Vec<(u64, String)> {
+        Supervisor::reap_all(self)
+    }
+
+    fn unexpected_exits(&self) -> Vec<(u64, String)> {
+        Supervisor::unexpected_exits(self).to_vec()
+    }
+
+    fn shutdown(&mut self, grace: Duration) {
+        Supervisor::shutdown(self, grace)
+    }
+
+    fn log_path(&self, id: u64) -> Option<PathBuf> {
+        Supervisor::log_path(self, id).map(Path::to_path_buf)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -34,14 +34,14 @@ pub fn run(args: &ValidateArgs) -> ExitCode {
     let timeline = schedule(&plan, seed);
     if args.json {
         let out = serde_json::json!({"plan": plan, "seed": seed, "timeline": timeline});
-        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        crate::output::print_stdout(&serde_json::to_string_pretty(&out).expect("json"));
     } else {
         if plan.seed.is_none() && args.seed.is_none() {
-            println!(
-                "(the plan has no seed: a run draws one at random; this timeline uses seed 0)"
+            crate::output::print_stdout(
+                "(the plan has no seed: a run draws one at random; this timeline uses seed 0)",
             );
         }
-        print!("{}", render(&plan, seed, &timeline));
+        crate::output::print_stdout(render(&plan, seed, &timeline).trim_end());
     }
     ExitCode::SUCCESS
 }

@@ -93,3 +93,74 @@ fn namespaces_are_isolated_partitioned_by_the_kernel_and_removed() {
         );
     }
 }
+
+#[test]
+fn a_kill_and_partition_plan_passes_against_raft_node_on_namespaces() {
+    if !usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"
+name = "netns-raft"
+seed = 9
+duration = "6s"
+warmup = "1s"
+recovery = "3s"
+
+[cluster]
+binary = "{}"
+nodes = 3
+hosts = "netns"
+
+[workload]
+clients = 3
+rate = 100
+keys = 3
+
+[[faults]]
+kind = "kill"
+target = "leader"
+at = ["500ms"]
+duration = "1500ms"
+
+[[faults]]
+kind = "partition"
+topology = "isolate"
+target = "leader"
+at = ["3s"]
+duration = "2s"
+"#,
+        common::node_binary().display()
+    );
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, plan).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "run",
+            path.to_str().unwrap(),
+            "--quiet",
+            "--json",
+            "--out",
+            "results",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let s: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON ({e}): {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(
+        s["verdict"],
+        "pass",
+        "{s:#}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = dir.path().join(s["run_dir"].as_str().unwrap());
+    let manifest = std::fs::read_to_string(run.join("manifest.json")).unwrap();
+    assert!(manifest.contains("198.1"), "nodes had namespace addresses");
+}

@@ -137,6 +137,26 @@ fn a_short_plan_with_kills_and_pauses_passes_with_a_checked_history() {
         serde_json::from_str(&std::fs::read_to_string(run_dir.join("manifest.json")).unwrap())
             .unwrap();
     assert_eq!(manifest["seed"], 11);
+    // Issue 12 item 15: the commit comes from the build, not from the folder chaos runs in (here a temp dir
+    // outside any repository), and the target's version is recorded.
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    if head.status.success() {
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        let commit = manifest["chaos_commit"].as_str().unwrap();
+        assert!(commit.starts_with(&head), "{commit} vs HEAD {head}");
+    }
+    assert!(
+        manifest["target_version"]
+            .as_str()
+            .unwrap()
+            .contains("raft-node"),
+        "{}",
+        manifest["target_version"]
+    );
     assert_eq!(manifest["timeline"].as_array().unwrap().len(), 3);
     // The history is re-checkable with `chaos check`.
     let check = chaos(
@@ -235,13 +255,45 @@ fn node_processes_under(dir: &Path) -> Vec<String> {
 
 #[test]
 fn sigint_leaves_no_node_process_behind() {
+    interrupt_with(nix::sys::signal::Signal::SIGINT);
+}
+
+#[test]
+fn sigterm_and_sighup_end_a_run_like_sigint_and_keep_what_was_recorded() {
+    // Issue 12 item 14: these used to exit 143 / 129 with no summary (e.g. under `timeout` in CI).
+    for signal in [
+        nix::sys::signal::Signal::SIGTERM,
+        nix::sys::signal::Signal::SIGHUP,
+    ] {
+        let dir = interrupt_with(signal);
+        let run = std::fs::read_dir(dir.path().join("results"))
+            .unwrap()
+            .flatten()
+            .find(|e| e.file_name() != "latest")
+            .expect("a run folder")
+            .path();
+        let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
+        assert!(
+            history.contains("\"type\":\"ok\""),
+            "{signal}: ops were recorded"
+        );
+        let outcome: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("outcome.json")).unwrap())
+                .unwrap();
+        assert_eq!(outcome["interrupted"], true, "{signal}: {outcome}");
+    }
+}
+
+/// Starts a long run, interrupts it with `signal` once it is under way, and checks it ended as interrupted
+/// (exit 130, saying so) with no node process left. Returns the test folder.
+fn interrupt_with(signal: nix::sys::signal::Signal) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let plan = write_plan(
         dir.path(),
         "long",
         &SHORT_PLAN.replace("duration = \"5s\"", "duration = \"60s\""),
     );
-    let mut child = Command::new(CHAOS)
+    let child = Command::new(CHAOS)
         .args(["run", plan.to_str().unwrap(), "--quiet", "--out"])
         .arg(dir.path().join("results"))
         .current_dir(dir.path())
@@ -256,13 +308,14 @@ fn sigint_leaves_no_node_process_behind() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{signal}: {stderr}");
+    assert!(
+        stderr.contains(&format!("interrupted by {signal}")),
+        "{stderr}"
+    );
     let give_up = Instant::now() + Duration::from_secs(5);
     loop {
         let left = node_processes_under(dir.path());
@@ -275,6 +328,27 @@ fn sigint_leaves_no_node_process_behind() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    dir
+}
+
+#[test]
+fn a_closed_stdout_is_a_normal_end_not_a_panic() {
+    // Issue 12 item 8: `chaos ... | head` used to panic on the broken pipe (exit 101).
+    let mut child = Command::new(CHAOS)
+        .args(["validate", "--json"])
+        .arg(repo().join("configs/process-faults.toml"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // The reader goes away before chaos writes.
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 const STALE_READ_PLAN: &str = r#"

@@ -15,7 +15,7 @@ pub mod network;
 pub mod process;
 
 use crate::schedule::ScheduledFault;
-use crate::supervisor::Supervisor;
+use crate::supervisor::NodeProcesses;
 use std::time::{Duration, Instant};
 
 /// One fault's family-specific plan fields.
@@ -161,7 +161,7 @@ impl Nemeses {
     /// Starts `fault` on `targets`; returns the nodes it hit.
     pub fn start(
         &mut self,
-        supervisor: &mut Supervisor,
+        supervisor: &mut dyn NodeProcesses,
         fault: &ScheduledFault,
         spec: &FaultSpec,
         targets: &[u64],
@@ -173,7 +173,9 @@ impl Nemeses {
             reason,
         };
         match spec {
-            FaultSpec::Process(p) => Ok(p.start(supervisor, targets, self.terminate_grace)),
+            FaultSpec::Process(p) => p
+                .start(supervisor, targets, self.terminate_grace)
+                .map_err(fail),
             FaultSpec::Partition(p) => {
                 let cuts = p.cuts(targets, &self.nodes);
                 let cut = network::LinkDegradation {
@@ -216,7 +218,7 @@ impl Nemeses {
     /// Ends `fault`, which hit `hit`.
     pub fn end(
         &mut self,
-        supervisor: &mut Supervisor,
+        supervisor: &mut dyn NodeProcesses,
         fault: &ScheduledFault,
         spec: &FaultSpec,
         hit: &[u64],
@@ -240,7 +242,7 @@ impl Nemeses {
     }
 
     /// Heals everything: links, clocks, then processes. Returns the nodes restarted or resumed.
-    pub fn heal(&mut self, supervisor: &mut Supervisor) -> Result<Vec<u64>, FaultError> {
+    pub fn heal(&mut self, supervisor: &mut dyn NodeProcesses) -> Result<Vec<u64>, FaultError> {
         let fail = |kind: &'static str| {
             move |reason: String| FaultError {
                 id: usize::MAX,

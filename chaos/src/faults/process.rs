@@ -2,7 +2,7 @@
 //! SIGKILL after a grace period; restarted when it ends) and `pause` (SIGSTOP; SIGCONT when it ends). They act on
 //! the node's whole process group through the supervisor, as an operator's `kill` would.
 
-use crate::supervisor::{ProcessState, Supervisor};
+use crate::supervisor::{NodeProcesses, ProcessState};
 use std::time::Duration;
 
 /// The plan kinds of this family.
@@ -48,7 +48,12 @@ impl ProcessFault {
 
     /// Applies the fault to `nodes`; returns the ones it hit. A node already down (or already paused, for a
     /// pause) is left alone: faults on the same node may overlap.
-    pub fn start(self, supervisor: &mut Supervisor, nodes: &[u64], grace: Duration) -> Vec<u64> {
+    pub fn start(
+        self,
+        supervisor: &mut dyn NodeProcesses,
+        nodes: &[u64],
+        grace: Duration,
+    ) -> Result<Vec<u64>, String> {
         let hit: Vec<u64> = nodes
             .iter()
             .copied()
@@ -61,24 +66,20 @@ impl ProcessFault {
             .collect();
         for &id in &hit {
             match self {
-                ProcessFault::Kill => supervisor.kill(id),
-                ProcessFault::Terminate => {
-                    supervisor.terminate(id, grace);
-                }
-                ProcessFault::Pause => supervisor.pause(id),
+                ProcessFault::Kill => supervisor.kill(id)?,
+                ProcessFault::Terminate => supervisor.terminate(id, grace)?,
+                ProcessFault::Pause => supervisor.pause(id)?,
             }
         }
-        hit
+        Ok(hit)
     }
 
     /// Undoes the fault on the nodes it hit: restart or resume.
-    pub fn end(self, supervisor: &mut Supervisor, hit: &[u64]) -> Result<(), String> {
+    pub fn end(self, supervisor: &mut dyn NodeProcesses, hit: &[u64]) -> Result<(), String> {
         for &id in hit {
             match self {
-                ProcessFault::Kill | ProcessFault::Terminate => {
-                    supervisor.start(id).map_err(|e| e.to_string())?
-                }
-                ProcessFault::Pause => supervisor.resume(id),
+                ProcessFault::Kill | ProcessFault::Terminate => supervisor.start(id)?,
+                ProcessFault::Pause => supervisor.resume(id)?,
             }
         }
         Ok(())
@@ -86,12 +87,12 @@ impl ProcessFault {
 }
 
 /// Brings every node back: resumes the paused, starts the down. Returns the nodes it touched.
-pub fn heal(supervisor: &mut Supervisor) -> Result<Vec<u64>, String> {
+pub fn heal(supervisor: &mut dyn NodeProcesses) -> Result<Vec<u64>, String> {
     let mut touched = Vec::new();
     for id in supervisor.ids() {
         match supervisor.state(id) {
-            ProcessState::Paused => supervisor.resume(id),
-            ProcessState::Down => supervisor.start(id).map_err(|e| e.to_string())?,
+            ProcessState::Paused => supervisor.resume(id)?,
+            ProcessState::Down => supervisor.start(id)?,
             ProcessState::Running => continue,
         }
         touched.push(id);

@@ -3,6 +3,7 @@
 //! address and how its process is started; everything else (signals, logs, data) is the supervisor's.
 
 pub mod netns;
+pub mod ssh;
 
 use crate::faults::network::nftables;
 use crate::plan::{HostsKind, NetworkBackendKind, Plan};
@@ -36,6 +37,8 @@ pub enum Placement {
     LoopbackPerNode,
     /// Node i in its own network namespace.
     Namespaces,
+    /// Node i on the i-th SSH machine.
+    Ssh,
 }
 
 impl Placement {
@@ -45,6 +48,7 @@ impl Placement {
             plan.needs_network() && plan.cluster.network_backend() == NetworkBackendKind::Nftables;
         match plan.cluster.hosts {
             HostsKind::Netns => Placement::Namespaces,
+            HostsKind::Ssh => Placement::Ssh,
             HostsKind::Local if kernel_rules => Placement::LoopbackPerNode,
             HostsKind::Local => Placement::SharedLoopback,
         }

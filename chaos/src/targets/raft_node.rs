@@ -27,8 +27,15 @@ impl RaftNode {
             &PeerIdentity::Client(layout.client_name.clone()),
         )
         .map_err(|e| format!("client certificate: {e}"))?;
+        // A socket bound to 127.0.0.1 cannot reach nodes in namespaces or on other hosts.
+        let on_loopback = layout.nodes.iter().all(|n| n.ip.is_loopback());
+        let bind = if on_loopback {
+            "127.0.0.1:0"
+        } else {
+            "0.0.0.0:0"
+        };
         let endpoint = ClientEndpoint::bind(
-            "127.0.0.1:0".parse().expect("valid"),
+            bind.parse().expect("valid"),
             &creds,
             1,
             TransportConfig::default(),

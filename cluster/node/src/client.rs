@@ -139,10 +139,13 @@ impl Client {
                 name: name.to_string(),
                 message: e.to_string(),
             })?;
-        let bind: SocketAddr = if addrs[0].is_ipv6() {
-            "[::1]:0"
-        } else {
-            "127.0.0.1:0"
+        // Loopback clusters are reached from loopback; others from any address (a socket bound to 127.0.0.1
+        // cannot send to another host: sendmsg fails with EINVAL).
+        let bind: SocketAddr = match (addrs[0].is_ipv6(), addrs[0].ip().is_loopback()) {
+            (true, true) => "[::1]:0",
+            (false, true) => "127.0.0.1:0",
+            (true, false) => "[::]:0",
+            (false, false) => "0.0.0.0:0",
         }
         .parse()
         .expect("valid");

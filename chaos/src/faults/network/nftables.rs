@@ -225,6 +225,8 @@ pub struct NftNetwork {
     nodes: BTreeMap<u64, Ipv4Addr>,
     /// Where the rules sit.
     family: NftFamily,
+    /// The command prefix that reaches the host whose kernel holds the table (empty: this one).
+    via: Vec<String>,
     /// Set once the table is deleted, so that drop does not try again.
     removed: bool,
 }
@@ -244,9 +246,21 @@ impl NftNetwork {
         run_id: &str,
         nodes: &BTreeMap<u64, Ipv4Addr>,
     ) -> Result<NftNetwork, NftError> {
+        NftNetwork::create_via(Vec::new(), family, run_id, nodes)
+    }
+
+    /// Creates the table on the host that `via` reaches (a command prefix such as `ssh … host`; empty: this
+    /// host). Remote hosts filter packets between their real addresses, so only a local `Inet` table must use
+    /// loopback addresses.
+    pub fn create_via(
+        via: Vec<String>,
+        family: NftFamily,
+        run_id: &str,
+        nodes: &BTreeMap<u64, Ipv4Addr>,
+    ) -> Result<NftNetwork, NftError> {
         let mut seen: BTreeMap<Ipv4Addr, u64> = BTreeMap::new();
         for (&id, &ip) in nodes {
-            if family == NftFamily::Inet && !ip.is_loopback() {
+            if family == NftFamily::Inet && via.is_empty() && !ip.is_loopback() {
                 return Err(NftError::NotLoopback { id, ip });
             }
             if let Some(&first) = seen.get(&ip) {
@@ -262,13 +276,18 @@ impl NftNetwork {
         let pid = std::process::id();
         let start = process_start(pid)?;
         let table = table_name(pid, start, &run_id);
-        run_nft(&["-f", "-"], Some(&create_ruleset(family, &table, CHAIN)))?;
+        run_nft_via(
+            &via,
+            &["-f", "-"],
+            Some(&create_ruleset(family, &table, CHAIN)),
+        )?;
         tracing::info!(table = %table, "created the nftables table for network faults");
         Ok(NftNetwork {
             run_id,
             table,
             nodes: nodes.clone(),
             family,
+            via,
             removed: false,
         })
     }
@@ -286,7 +305,7 @@ impl NftNetwork {
     /// Deletes the table, healing every link.
     pub fn remove(mut self) -> Result<(), NftError> {
         self.removed = true;
-        delete_table(self.family, &self.table)
+        delete_table(&self.via, self.family, &self.table)
     }
 }
 
@@ -296,9 +315,22 @@ impl NetworkBackend for NftNetwork {
         if !problems.is_empty() {
             return Err(problems.join("; "));
         }
-        run_nft(&["-f", "-"], Some(&text))
+        run_nft_via(&self.via, &["-f", "-"], Some(&text))
             .map(|_| ())
             .map_err(|e| format!("cannot apply the link faults in table {}: {e}", self.table))
+    }
+}
+
+/// The same rules on several hosts (each filters the packets that arrive at it).
+#[derive(Debug)]
+pub struct OnEveryHost(pub Vec<NftNetwork>);
+
+impl NetworkBackend for OnEveryHost {
+    fn apply(&mut self, links: &BTreeMap<(u64, u64), LinkDegradation>) -> Result<(), String> {
+        for table in &mut self.0 {
+            table.apply(links)?;
+        }
+        Ok(())
     }
 }
 
@@ -308,7 +340,7 @@ impl Drop for NftNetwork {
             return;
         }
         self.removed = true;
-        match delete_table(self.family, &self.table) {
+        match delete_table(&self.via, self.family, &self.table) {
             Ok(()) => tracing::info!(table = %self.table, "deleted the nftables table"),
             Err(e) => {
                 tracing::error!(table = %self.table, error = %e, "cannot delete the nftables table")
@@ -322,7 +354,12 @@ impl Drop for NftNetwork {
 /// A process is gone when `/proc/<pid>` is missing, is a zombie, or started at another time than the name
 /// says (the pid was reused). Tables of live processes, this one included, are left alone. Errors are logged.
 pub fn clean_leftovers() -> Vec<String> {
-    let listing = match run_nft(&["list", "tables"], None) {
+    clean_leftovers_via(&[])
+}
+
+/// [`clean_leftovers`] on the host `via` reaches: tables there name their creator, a process of this machine.
+pub fn clean_leftovers_via(via: &[String]) -> Vec<String> {
+    let listing = match run_nft_via(via, &["list", "tables"], None) {
         Ok(listing) => listing,
         Err(e) => {
             tracing::error!(error = %e, "cannot list nftables tables to clean leftovers");
@@ -337,7 +374,7 @@ pub fn clean_leftovers() -> Vec<String> {
         if owner_alive(&owner) {
             continue;
         }
-        match delete_table(family, name) {
+        match delete_table(via, family, name) {
             Ok(()) => {
                 tracing::info!(
                     table = name,
@@ -571,9 +608,9 @@ fn ruleset(
     (text, problems)
 }
 
-/// Deletes table `<family> <table>`.
-fn delete_table(family: NftFamily, table: &str) -> Result<(), NftError> {
-    run_nft(&["delete", "table", family.name(), table], None).map(|_| ())
+/// Deletes table `<family> <table>` on the host `via` reaches.
+fn delete_table(via: &[String], family: NftFamily, table: &str) -> Result<(), NftError> {
+    run_nft_via(via, &["delete", "table", family.name(), table], None).map(|_| ())
 }
 
 /// The `nft` binary: found through PATH, else in the sbin directories.
@@ -608,8 +645,25 @@ fn run_nft(args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
             ),
         });
     };
-    let mut child = Command::new(binary)
-        .args(args)
+    let mut cmd = Command::new(binary);
+    cmd.args(args);
+    run_bounded(cmd, command, stdin)
+}
+
+/// Runs `nft ARGS` through `prefix` (e.g. an ssh command line ending in the host), or here when it is empty.
+fn run_nft_via(prefix: &[String], args: &[&str], stdin: Option<&str>) -> Result<String, NftError> {
+    let Some((program, rest)) = prefix.split_first() else {
+        return run_nft(args, stdin);
+    };
+    let command = format!("{} nft {}", prefix.join(" "), args.join(" "));
+    let mut cmd = Command::new(program);
+    cmd.args(rest).arg("nft").args(args);
+    run_bounded(cmd, command, stdin)
+}
+
+/// Runs `cmd` with `stdin`, killing it after [`NFT_TIMEOUT`]; its stdout, or an error with its stderr.
+fn run_bounded(mut cmd: Command, command: String, stdin: Option<&str>) -> Result<String, NftError> {
+    let mut child = cmd
         .stdin(if stdin.is_some() {
             Stdio::piped()
         } else {
