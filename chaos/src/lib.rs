@@ -16,6 +16,7 @@ pub mod nemesis;
 pub mod nftables;
 pub mod plan;
 pub mod recorder;
+pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod supervisor;
