@@ -11,6 +11,10 @@ use super::plots::{self, Plot};
 use super::summary::{latency_text, share_text};
 use super::{CheckVerdict, Report, RunVerdict};
 
+/// The checker's counterexample page is embedded up to this size; a larger one (many keys) is linked instead, so
+/// the report stays small and quick to open.
+pub const COUNTEREXAMPLE_EMBED_BYTES_MAX: usize = 750_000;
+
 /// Fault windows listed in the table, at most.
 pub const FAULT_ROWS_SHOWN_MAX: usize = 400;
 
@@ -122,16 +126,21 @@ fn fault_table(s: &mut String, windows: &[FaultWindow]) {
     }
 }
 
-/// The body of the checker's counterexample page, to embed it in this page.
-fn embedded_counterexample(page: &str) -> &str {
+/// The body of the checker's counterexample page, to embed it in this page: its headings one level down so
+/// they sit under this page's section (its title names the file checked).
+fn embedded_counterexample(page: &str) -> String {
     let start = page
         .find("<body")
         .and_then(|i| page[i..].find('>').map(|j| i + j + 1));
     let end = page.rfind("</body>");
-    match (start, end) {
+    let body = match (start, end) {
         (Some(s), Some(e)) if s <= e => &page[s..e],
         _ => page,
-    }
+    };
+    body.replace("<h2", "<h4")
+        .replace("</h2>", "</h4>")
+        .replace("<h1", "<h3")
+        .replace("</h1>", "</h3>")
 }
 
 /// Renders report.html.
@@ -418,11 +427,29 @@ pub fn render(report: &Report) -> String {
     if lin.verdict == "not-linearizable" {
         s.push_str("<section id=\"counterexample\"><h2>Counterexample: why the history is not linearizable</h2>");
         match &report.counterexample_html {
-            Some(page) => {
+            Some(page) if page.len() <= COUNTEREXAMPLE_EMBED_BYTES_MAX => {
                 s.push_str(
                     "<p class=\"note\">The checker's counterexample, as in counterexample.html next to this page.</p>",
                 );
-                s.push_str(embedded_counterexample(page));
+                s.push_str(&embedded_counterexample(page));
+            }
+            Some(page) => {
+                let _ = write!(
+                    s,
+                    "<p>The counterexamples of {} key(s) take {} KB: they are in \
+                     <a href=\"counterexample.html\">counterexample.html</a> rather than on this page.</p><ul>",
+                    lin.keys_not_linearizable,
+                    page.len() / 1024
+                );
+                for k in lin.keys.iter().filter(|k| k.verdict == "not-linearizable").take(20) {
+                    let _ = write!(
+                        s,
+                        "<li>key <code>{}</code>: could not place {}</li>",
+                        escape(&k.key.to_string()),
+                        escape(k.failed_op.as_deref().unwrap_or("(see counterexample.html)"))
+                    );
+                }
+                s.push_str("</ul>");
             }
             None => s.push_str(
                 "<p class=\"note\">check.json says a key is not linearizable, but the counterexample could not be \

@@ -72,14 +72,15 @@ pub fn css(c: RGBColor) -> String {
 }
 
 fn node_color(i: usize) -> RGBColor {
+    // Dark hues, apart from the role colours (green leader, orange candidate) drawn next to them.
     const PALETTE: [RGBColor; 7] = [
-        RGBColor(31, 119, 180),
-        RGBColor(255, 127, 14),
-        RGBColor(44, 160, 44),
-        RGBColor(214, 39, 40),
-        RGBColor(148, 103, 189),
-        RGBColor(140, 86, 75),
-        RGBColor(227, 119, 194),
+        RGBColor(31, 59, 115),
+        RGBColor(160, 48, 122),
+        RGBColor(23, 128, 126),
+        RGBColor(107, 76, 42),
+        RGBColor(122, 122, 0),
+        RGBColor(90, 90, 90),
+        RGBColor(200, 60, 20),
     ];
     PALETTE[i % PALETTE.len()]
 }
@@ -250,7 +251,7 @@ where
         .margin_right(MARGIN_RIGHT)
         .margin_top(MARGIN_TOP)
         .y_label_area_size(Y_LABEL_AREA)
-        .build_cartesian_2d(x.clone(), (0..n as i32).into_segmented())?;
+        .build_cartesian_2d(x.clone(), (0..n as i32 - 1).into_segmented())?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -258,10 +259,7 @@ where
         .y_labels(n)
         .y_label_style(text_style(12))
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => names
-                .get(n - 1 - (*i as usize).min(n - 1))
-                .cloned()
-                .unwrap_or_default(),
+            SegmentValue::CenterOf(i) if (*i as usize) < n => names[n - 1 - *i as usize].clone(),
             _ => String::new(),
         })
         .light_line_style(WHITE)
@@ -405,17 +403,23 @@ pub fn latency_plot(
     for v in per_bucket.values_mut() {
         v.sort_unstable();
     }
-    let quantile_line = |q: f64| -> Vec<(f64, f64)> {
-        per_bucket
-            .iter()
-            .map(|(b, v)| {
-                let p = figures::percentile(v, q).unwrap_or(0) as f64 / 1e6;
-                (secs(b * bucket + bucket / 2), p.max(y_min))
-            })
-            .collect()
+    // One line per run of consecutive buckets with answers: no line is drawn across a bucket without any.
+    let quantile_lines = |q: f64| -> Vec<Vec<(f64, f64)>> {
+        let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+        let mut previous: Option<u64> = None;
+        for (b, v) in &per_bucket {
+            let p = figures::percentile(v, q).unwrap_or(0) as f64 / 1e6;
+            let point = (secs(b * bucket + bucket / 2), p.max(y_min));
+            match runs.last_mut() {
+                Some(run) if previous == Some(b - 1) => run.push(point),
+                _ => runs.push(vec![point]),
+            }
+            previous = Some(*b);
+        }
+        runs
     };
-    let p50 = quantile_line(0.5);
-    let p99 = quantile_line(0.99);
+    let p50 = quantile_lines(0.5);
+    let p99 = quantile_lines(0.99);
     let lane_rows = fault_rows(windows).len() + usize::from(!phases.is_empty());
     let lane_h = 28 * lane_rows.max(1) as u32 + MARGIN_TOP + 6;
     let height = lane_h + 430;
@@ -435,6 +439,7 @@ pub fn latency_plot(
             .configure_mesh()
             .x_desc("time since the run started (s)")
             .y_desc("latency (ms, log scale)")
+            .y_label_formatter(&|v| format_ms(*v))
             .axis_desc_style(text_style(13))
             .label_style(text_style(12))
             .light_line_style(RGBColor(240, 240, 240))
@@ -463,8 +468,12 @@ pub fn latency_plot(
                 .filter(|o| o.outcome == OpOutcome::Info)
                 .map(|o| TriangleMarker::new((secs(o.invoke_ns), ms(o)), 4, INFO_COLOR.filled())),
         )?;
-        chart.draw_series(LineSeries::new(p50, BLACK.mix(0.7).stroke_width(1)))?;
-        chart.draw_series(LineSeries::new(p99, RGBColor(120, 0, 120).stroke_width(1)))?;
+        for run in p50 {
+            chart.draw_series(LineSeries::new(run, BLACK.mix(0.7).stroke_width(1)))?;
+        }
+        for run in p99 {
+            chart.draw_series(LineSeries::new(run, RGBColor(120, 0, 120).stroke_width(1)))?;
+        }
         root.present()?;
         Ok(())
     })();
@@ -512,6 +521,16 @@ pub fn latency_plot(
         svg,
         legend,
         notes,
+    }
+}
+
+/// An axis label for ms: `0.5`, `10`, `1000`.
+fn format_ms(v: f64) -> String {
+    if v >= 1.0 {
+        format!("{v:.0}")
+    } else {
+        let s = format!("{v:.3}");
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
     }
 }
 
@@ -640,7 +659,7 @@ pub fn roles_plot(status: &[StatusLine], windows: &[FaultWindow], end_ns: u64) -
             .margin_right(MARGIN_RIGHT)
             .margin_top(MARGIN_TOP)
             .y_label_area_size(Y_LABEL_AREA)
-            .build_cartesian_2d(x.clone(), (0..n as i32).into_segmented())?;
+            .build_cartesian_2d(x.clone(), (0..n as i32 - 1).into_segmented())?;
         chart
             .configure_mesh()
             .disable_x_mesh()
@@ -648,10 +667,9 @@ pub fn roles_plot(status: &[StatusLine], windows: &[FaultWindow], end_ns: u64) -
             .y_labels(n)
             .y_label_style(text_style(12))
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels
-                    .get(n - 1 - (*i as usize).min(n - 1))
-                    .cloned()
-                    .unwrap_or_default(),
+                SegmentValue::CenterOf(i) if (*i as usize) < n => {
+                    labels[n - 1 - *i as usize].clone()
+                }
                 _ => String::new(),
             })
             .light_line_style(WHITE)
@@ -783,17 +801,26 @@ pub fn clock_plot(status: &[StatusLine], windows: &[FaultWindow], end_ns: u64) -
             .bold_line_style(RGBColor(220, 220, 220))
             .draw()?;
         shade_windows(&mut chart, windows, lo..hi)?;
+        let count = series.len();
         for (i, pts) in series.values().enumerate() {
-            // Merge runs of equal values: keep the first and last point of each run.
+            // A step line with a corner only where the offset changes; nodes with equal offsets overlap, so the
+            // first is drawn widest and each next one narrower on top of it.
             let mut kept: Vec<(f64, f64)> = Vec::new();
-            for (j, &(t, v)) in pts.iter().enumerate() {
-                let prev = j.checked_sub(1).map(|k| pts[k].1);
-                let next = pts.get(j + 1).map(|p| p.1);
-                if prev != Some(v) || next != Some(v) {
+            let mut last: Option<f64> = None;
+            for &(t, v) in pts {
+                if last != Some(v) {
+                    if let Some(l) = last {
+                        kept.push((secs(t), l));
+                    }
                     kept.push((secs(t), v));
+                    last = Some(v);
                 }
             }
-            chart.draw_series(LineSeries::new(kept, node_color(i).stroke_width(2)))?;
+            if let (Some(l), Some(&(t, _))) = (last, pts.last()) {
+                kept.push((secs(t), l));
+            }
+            let width = (2 + 2 * (count - 1 - i) as u32).min(9);
+            chart.draw_series(LineSeries::new(kept, node_color(i).stroke_width(width)))?;
         }
         root.present()?;
         Ok(())
