@@ -625,3 +625,39 @@ fn a_folder_without_a_history_is_an_error_naming_the_file() {
     let err = report::build(&dir).unwrap_err().to_string();
     assert!(err.contains("history.jsonl:2"), "{err}");
 }
+
+#[test]
+fn a_plan_whose_expectations_do_not_parse_is_a_tool_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Synth {
+        expect: serde_json::json!({"leader_withn": "2s"}),
+        ..Synth::default()
+    };
+    let (_, r) = synth(tmp.path(), "typo", &s);
+    assert_eq!(r.verdict(), RunVerdict::ToolError);
+    let c = check(&r, "tool-errors");
+    assert!(c.message.contains("leader_withn"), "{}", c.message);
+}
+
+#[test]
+fn the_runner_can_hand_over_its_check_report() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("fail");
+    Synth {
+        stale_read: true,
+        ..Synth::default()
+    }
+    .write(&dir);
+    let check = checker::check_file(
+        &dir.join("history.jsonl"),
+        &checker::CheckOptions::new(checker::ModelKind::CasRegister),
+    )
+    .unwrap();
+    let given = report::build_with_check(&dir, Some(check)).unwrap();
+    assert!(given.counterexample_html.is_some());
+    let rebuilt = build(&dir);
+    assert_eq!(
+        serde_json::to_string(&given).unwrap(),
+        serde_json::to_string(&rebuilt).unwrap()
+    );
+}

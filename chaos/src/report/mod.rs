@@ -528,6 +528,16 @@ fn linearizability_check(lin: &Linearizability) -> CheckResult {
 /// the result (the only exception: when check.json is missing and the history must be checked here, a check that
 /// runs out of the plan's time limit is unknown, as it would have been in the run).
 pub fn build(run_dir: &Path) -> Result<Report, ReportError> {
+    build_with_check(run_dir, None)
+}
+
+/// [`build`], given the checker's report of this run's history when the caller has it in memory (the runner,
+/// right after it wrote check.json): the counterexample page is then drawn from it instead of checking the
+/// history again. The report is the same as [`build`]'s.
+pub fn build_with_check(
+    run_dir: &Path,
+    check: Option<checker::CheckReport>,
+) -> Result<Report, ReportError> {
     let folder = model::read_run_folder(run_dir)?;
     let m = &folder.manifest;
     let ops = &folder.history.ops;
@@ -567,11 +577,14 @@ pub fn build(run_dir: &Path) -> Result<Report, ReportError> {
     };
 
     // Linearizability: check.json, else the report checks the history itself.
-    let mut own_check = None;
+    let mut own_check = check;
     let lin = match &folder.check {
         Some(view) => linearizability_from(view, "check.json"),
         None => {
-            let report = check_history(run_dir, &folder)?;
+            let report = match own_check.take() {
+                Some(r) => r,
+                None => check_history(run_dir, &folder)?,
+            };
             let view: model::CheckView = serde_json::from_value(
                 serde_json::to_value(&report).expect("a check report serialises"),
             )
