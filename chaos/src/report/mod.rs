@@ -810,7 +810,7 @@ pub fn build_with_check(
     })
 }
 
-/// The files [`write`] wrote.
+/// The files [`write()`] wrote.
 #[derive(Clone, Debug)]
 pub struct Written {
     /// report.json.
