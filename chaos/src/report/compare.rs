@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::{build, Report, ReportError};
+use super::build::build;
+use super::error::ReportError;
+use super::schema::Report;
 
 /// Version of the `--json` output.
 pub const COMPARE_SCHEMA_VERSION: u32 = 1;

@@ -19,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::figures::{Availability, LatencyFigures, Leadership, LostWrites, OpCounts};
 use super::model::{Convergence, FinalReadCounts};
-use super::{CheckResult, CheckVerdict};
+use super::verdict::{CheckResult, CheckVerdict};
 
 /// A duration written as "150ms", "2s", "1m 30s".
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

@@ -8,8 +8,9 @@ use checker::html::escape;
 
 use super::figures::FaultWindow;
 use super::plots::{self, Plot};
+use super::schema::Report;
 use super::summary::{latency_text, share_text};
-use super::{CheckVerdict, Report, RunVerdict};
+use super::verdict::{CheckVerdict, RunVerdict};
 
 /// The checker's counterexample page is embedded up to this size; a larger one (many keys) is linked instead, so
 /// the report stays small and quick to open.

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use checker::html::escape;
 
+use super::error::ReportError;
 use super::model::{self, Manifest};
-use super::ReportError;
 
 /// One row of the index.
 #[derive(Clone, Debug, PartialEq)]

@@ -5,7 +5,8 @@
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
-use super::{CheckVerdict, Report};
+use super::schema::Report;
+use super::verdict::CheckVerdict;
 
 fn count(report: &Report, v: CheckVerdict) -> usize {
     report.checks.iter().filter(|c| c.verdict == v).count()

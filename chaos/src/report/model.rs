@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use checker::history::{Event, EventKind, JsonlReader, Operation, Value};
 use serde::{Deserialize, Serialize};
 
-use super::ReportError;
+use super::error::ReportError;
 
 /// A file of the run folder that is missing or partly unreadable, and what the report does without it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::figures::{LatencyStats, Share};
-use super::{CheckVerdict, Report};
+use super::schema::Report;
+use super::verdict::CheckVerdict;
 
 /// `97.3% (1402/1441)`, or `n/a (no ops)`.
 pub fn share_text(s: &Share) -> String {
