@@ -601,6 +601,12 @@ fn a_real_smoke_run_folder_reports() {
     assert_eq!(r.verdict(), RunVerdict::Pass, "{:#?}", r.checks());
     assert_eq!(r.plan(), "smoke");
     assert_eq!(r.faults.injected, 3);
+    // Windows carry the target as planned (events.jsonl has the node it resolved to), and the nodes it hit.
+    let pause = r.faults.windows.iter().find(|w| w.kind == "pause").unwrap();
+    assert_eq!(
+        (pause.target.as_str(), pause.nodes.as_slice()),
+        ("random", &[3u64][..])
+    );
     assert!(r.ops.ok >= 200);
     let written = report::write(&dir, &r).unwrap();
     for f in EVERY_FILE {

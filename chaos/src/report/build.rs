@@ -79,6 +79,35 @@ fn final_reads_from_history(
     ))
 }
 
+/// Labels every window with its fault's target as planned (`random`, `minority`, `leader`) rather than the nodes it
+/// resolved to (kept in `nodes`), from the manifest's timeline (`id` → `plan_index`) and the plan's faults, so the
+/// fault lane has one row per planned fault instead of one per node set.
+fn planned_targets(
+    timeline: &[serde_json::Value],
+    plan: &serde_json::Value,
+    windows: &mut [figures::FaultWindow],
+) {
+    let planned: BTreeMap<u64, String> = timeline
+        .iter()
+        .filter_map(|t| {
+            let id = t.get("id")?.as_u64()?;
+            let index = t.get("plan_index")?.as_u64()?;
+            let target = plan.get("faults")?.get(index as usize)?.get("target")?;
+            let text = match target {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => return None,
+                other => other.to_string(),
+            };
+            Some((id, text))
+        })
+        .collect();
+    for w in windows {
+        if let Some(t) = planned.get(&w.id) {
+            w.target.clone_from(t);
+        }
+    }
+}
+
 /// Checks the history with the plan's model and time limit (the checker's default step budget otherwise).
 fn check_history(run_dir: &Path, folder: &RunFolder) -> Result<checker::CheckReport, ReportError> {
     let model_name = folder
@@ -238,6 +267,8 @@ pub fn build_with_check(
             WindowSource::HistoryNotes,
         ),
     };
+    let mut windows = windows;
+    planned_targets(&m.timeline, &m.plan, &mut windows);
     let cover = FaultCover::new(&windows);
     let counts = figures::op_counts(ops);
     let availability = figures::availability(ops, &cover);

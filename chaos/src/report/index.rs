@@ -92,7 +92,8 @@ pub fn row(dir: &Path) -> IndexRow {
         None => {
             let has_history = dir.join("history.jsonl").is_file();
             let outcome = dir.join("outcome.json").is_file();
-            row.verdict = match (has_history, outcome) {
+            let old_report = dir.join("report.json").is_file();
+            row.verdict = match (has_history, outcome || old_report) {
                 (false, _) => "no history (setup failed, or starting)".into(),
                 (true, false) => "no report yet (running, or stopped before the end)".into(),
                 (true, true) => "no report (run `chaos report` on the folder)".into(),
