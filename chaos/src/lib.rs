@@ -24,6 +24,7 @@ pub mod hosts;
 pub mod output;
 pub mod plan;
 pub mod recorder;
+pub mod report;
 pub mod runner;
 pub mod schedule;
 pub mod status_poll;

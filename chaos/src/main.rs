@@ -35,6 +35,10 @@ enum Command {
     /// Exit status: 0 all linearizable, 1 any not linearizable, 2 bad input (and no violation), 3 any unknown
     /// (and no violation nor bad input).
     Check(chaos::check::CheckArgs),
+    /// Rebuild a run folder's report (report.json, report.html, junit.xml, the results index) from its files.
+    Report(chaos::report::ReportArgs),
+    /// Compare the key figures of two runs.
+    Compare(chaos::report::compare::CompareArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +59,8 @@ fn main() -> ExitCode {
         Command::Validate(args) => return chaos::validate::run(args),
         Command::Bench(command) => return chaos::bench::run(command),
         Command::Check(args) => chaos::check::run(args),
+        Command::Report(args) => return chaos::report::run_report(args),
+        Command::Compare(args) => return chaos::report::compare::run_compare(args),
     };
     match result {
         Ok(code) => code,

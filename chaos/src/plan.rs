@@ -374,24 +374,7 @@ impl serde::Serialize for FaultPlan {
     }
 }
 
-/// What a run must show to pass, besides a linearizable history.
-#[derive(Clone, Debug, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Expectations {
-    /// At least this many operations completed ok (a run that did nothing proves nothing).
-    pub min_ok_ops: u64,
-    /// Every key's final read (after healing) must succeed: the cluster recovered.
-    pub final_reads_succeed: bool,
-}
-
-impl Default for Expectations {
-    fn default() -> Self {
-        Expectations {
-            min_ok_ops: 1,
-            final_reads_succeed: true,
-        }
-    }
-}
+pub use crate::report::expect::Expectations;
 
 /// A plan that cannot be used. The message names the file and, where it can, the line, column and key.
 #[derive(Debug, thiserror::Error)]

@@ -18,7 +18,7 @@ use crate::recorder::{self, Recorder};
 use crate::schedule::{derive_seed, schedule, ScheduledFault, Targets};
 use crate::workload::{self, KeyPool, WorkloadShared};
 use checker::history::{EventKind, Header};
-use checker::{Budget, CheckOptions, CheckReport, ModelKind, Verdict};
+use checker::{Budget, CheckOptions, CheckReport, ModelKind};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -50,28 +50,8 @@ pub struct RunOptions {
     pub quiet: bool,
 }
 
-/// How a run ended.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RunVerdict {
-    /// Linearizable and every expectation held.
-    Pass,
-    /// Not linearizable, or an expectation failed.
-    Fail,
-    /// The checker could not decide within its budget.
-    Unknown,
-}
-
-impl RunVerdict {
-    /// The process exit code: 0 pass, 1 fail, 3 unknown.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            RunVerdict::Pass => 0,
-            RunVerdict::Fail => 1,
-            RunVerdict::Unknown => 3,
-        }
-    }
-}
+use crate::report::CheckVerdict;
+pub use crate::report::RunVerdict;
 
 /// The machine-readable summary of a run (`report.json`'s top, and `--json` output).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -338,14 +318,16 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
     };
     run.progress.bar.finish_and_clear();
     if let Err(e) = &result {
-        write_outcome(
-            &run,
-            started,
-            None,
-            &[],
-            &[e.to_string()],
-            matches!(e, RunError::Interrupted(_)),
-        );
+        let outcome = Outcome {
+            tool_errors: vec![e.to_string()],
+            interrupted: matches!(e, RunError::Interrupted(_)),
+            ..Outcome::default()
+        };
+        write_outcome(&run, started, &outcome);
+        // The report shows what was recorded up to the error (best effort: the folder may be incomplete).
+        if let Ok(report) = crate::report::build(run.dir) {
+            let _ = crate::report::write(run.dir, &report);
+        }
     }
     result
 }
@@ -401,11 +383,31 @@ async fn lifecycle(run: &Run<'_>, binary: &Path) -> Result<RunSummary, RunError>
     tokio::time::sleep(run.plan.recovery.0).await;
     recording.phase(run, "final-reads", "final reads");
     let final_reads = workload.finish(run, &cluster, &recording).await?;
+    let convergence = converge(&cluster).await;
     let exits = stop(run, cluster, &recording).await;
     let counts = recording.finish().await?;
-    write_outcome(run, started, Some(final_reads), &exits, &[], false);
-    let report = check(run).await?;
-    decide(run, started, &report, counts, final_reads, &exits)
+    let outcome = Outcome {
+        final_reads: Some(final_reads),
+        exits,
+        convergence: Some(convergence),
+        ..Outcome::default()
+    };
+    write_outcome(run, started, &outcome);
+    let check = check(run).await?;
+    decide(run, started, check, counts, final_reads)
+}
+
+/// After the heal and the final reads: whether every node's replicated state agrees. Nodes may still be
+/// catching up, so it asks again for a few seconds before taking a disagreement as the answer.
+async fn converge(cluster: &Cluster) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (agree, detail) = cluster.target.agreement(&cluster.layout).await;
+        if agree == Some(true) || Instant::now() > deadline {
+            return serde_json::json!({"checked": true, "agree": agree, "detail": detail});
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The history recorder, the event log and the status poller of a run.
@@ -771,23 +773,27 @@ fn timing_note(plan: &Plan) -> Option<String> {
     })
 }
 
-/// `outcome.json`: what the runner itself saw (the report reads it with the history and the events).
-fn write_outcome(
-    run: &Run<'_>,
-    started: Instant,
+/// What the runner itself saw, for `outcome.json`.
+#[derive(Default)]
+struct Outcome {
     final_reads: Option<(u64, u64)>,
-    exits: &[(u64, String)],
-    tool_errors: &[String],
+    exits: Vec<(u64, String)>,
+    convergence: Option<serde_json::Value>,
+    tool_errors: Vec<String>,
     interrupted: bool,
-) {
-    let (ok, not_ok) = final_reads.unwrap_or((0, 0));
+}
+
+/// `outcome.json`: what the runner itself saw (the report reads it with the history and the events).
+fn write_outcome(run: &Run<'_>, started: Instant, o: &Outcome) {
+    let (ok, not_ok) = o.final_reads.unwrap_or((0, 0));
     let outcome = serde_json::json!({
         "schema_version": RUN_SCHEMA_VERSION,
         "seconds": started.elapsed().as_secs_f64(),
-        "final_reads": {"ok": ok, "attempted": ok + not_ok},
-        "unexpected_exits": exits.iter().map(|(node, status)| serde_json::json!({"node": node, "status": status})).collect::<Vec<_>>(),
-        "tool_errors": tool_errors,
-        "interrupted": interrupted,
+        "final_reads": o.final_reads.map(|_| serde_json::json!({"ok": ok, "attempted": ok + not_ok})),
+        "unexpected_exits": o.exits.iter().map(|(node, status)| serde_json::json!({"node": node, "status": status})).collect::<Vec<_>>(),
+        "tool_errors": o.tool_errors,
+        "convergence": o.convergence,
+        "interrupted": o.interrupted,
     });
     if let Err(e) = std::fs::write(
         run.dir.join("outcome.json"),
@@ -819,57 +825,48 @@ async fn check(run: &Run<'_>) -> Result<CheckReport, RunError> {
         .await
         .map_err(|e| RunError::Tool(format!("the checker panicked: {e}")))?
         .map_err(|e| RunError::Tool(format!("the recorded history does not check: {e}")))?;
-    let _ = std::fs::write(
+    std::fs::write(
         run.dir.join("check.json"),
         serde_json::to_string_pretty(&report).expect("json"),
-    );
+    )
+    .map_err(|e| RunError::Tool(format!("writing check.json: {e}")))?;
     Ok(report)
 }
 
-/// The verdict: the checker's, and every expectation of the plan.
+/// The verdict: the report's (the checker's, every expectation of the plan, node crashes, tool errors), built
+/// from the run folder alone, so `chaos report` on the folder reaches the same one.
 fn decide(
     run: &Run<'_>,
     started: Instant,
-    report: &CheckReport,
+    check: CheckReport,
     counts: (u64, u64, u64, u64),
     final_reads: (u64, u64),
-    exits: &[(u64, String)],
 ) -> Result<RunSummary, RunError> {
-    let plan = run.plan;
-    let mut failed_expectations = Vec::new();
-    if counts.0 < plan.expect.min_ok_ops {
-        failed_expectations.push(format!(
-            "only {} ops completed ok; the plan expects at least {}",
-            counts.0, plan.expect.min_ok_ops
-        ));
+    let linearizability = check.verdict.as_str().to_string();
+    for c in check.counterexamples().take(3) {
+        run.progress.line(&c.to_text());
     }
-    for (id, status) in exits {
-        failed_expectations.push(format!(
-            "node n{id} exited on its own ({status}); see nodes/n{id}/node.log"
-        ));
-    }
-    if plan.expect.final_reads_succeed && final_reads.1 > 0 {
-        failed_expectations.push(format!(
-            "{} of {} final reads failed after healing: the cluster did not recover within the recovery period",
-            final_reads.1,
-            final_reads.0 + final_reads.1
-        ));
-    }
-    let verdict = match report.verdict {
-        Verdict::NotLinearizable => RunVerdict::Fail,
-        _ if !failed_expectations.is_empty() => RunVerdict::Fail,
-        Verdict::Unknown => RunVerdict::Unknown,
-        _ => RunVerdict::Pass,
-    };
-    let summary = RunSummary {
+    let report = crate::report::build_with_check(run.dir, Some(check))
+        .map_err(|e| RunError::Tool(format!("building the report: {e}")))?;
+    let written = crate::report::write(run.dir, &report)
+        .map_err(|e| RunError::Tool(format!("writing the report: {e}")))?;
+    run.progress
+        .line(&crate::report::summary::text(&report, &written.html));
+    let not_passing = report
+        .checks()
+        .iter()
+        .filter(|c| !matches!(c.verdict, CheckVerdict::Pass | CheckVerdict::NotEvaluated))
+        .map(|c| format!("{}: {}", c.name, c.message))
+        .collect();
+    Ok(RunSummary {
         schema_version: RUN_SCHEMA_VERSION,
-        plan: plan.name.clone(),
-        target: plan.cluster.target.name().into(),
+        plan: run.plan.name.clone(),
+        target: run.plan.cluster.target.name().into(),
         seed: run.seed,
         run_dir: run.dir.display().to_string(),
-        verdict,
-        linearizability: report.verdict.as_str().into(),
-        failed_expectations,
+        verdict: report.verdict(),
+        linearizability,
+        failed_expectations: not_passing,
         ok: counts.0,
         fail: counts.1,
         cas_mismatch: counts.3,
@@ -878,33 +875,12 @@ fn decide(
         final_reads: (final_reads.0, final_reads.0 + final_reads.1),
         seconds: started.elapsed().as_secs_f64(),
         replay: run.replay.clone(),
-    };
-    let full = serde_json::json!({"summary": summary, "check": report});
-    std::fs::write(
-        run.dir.join("report.json"),
-        serde_json::to_string_pretty(&full).expect("json"),
-    )
-    .map_err(setup_err("writing report.json"))?;
-    if report.verdict == Verdict::NotLinearizable {
-        std::fs::write(
-            run.dir.join("counterexample.html"),
-            checker::render_html(report),
-        )
-        .map_err(setup_err("writing counterexample.html"))?;
-        for c in report.counterexamples().take(3) {
-            run.progress.line(&c.to_text());
-        }
-    }
-    Ok(summary)
+    })
 }
 
 /// The one-line verdict for people.
 pub fn verdict_line(s: &RunSummary) -> String {
-    let word = match s.verdict {
-        RunVerdict::Pass => "PASS",
-        RunVerdict::Fail => "FAIL",
-        RunVerdict::Unknown => "UNKNOWN",
-    };
+    let word = s.verdict.word();
     let mut line = format!(
         "{word}: {} on {} (seed {}): history {}; {} ok, {} fail ({} of them cas mismatches), {} info; {} faults; {:.1}s; {}",
         s.plan, s.target, s.seed, s.linearizability, s.ok, s.fail, s.cas_mismatch, s.info, s.faults, s.seconds, s.run_dir

@@ -25,6 +25,11 @@ impl Plan {
             message,
         };
         self.validate_top().map_err(|(f, m)| invalid(f, m))?;
+        // The message names its field (`expect.availability_min: ...`).
+        self.expect.validate().map_err(|message| PlanError::Parse {
+            path: origin.to_string(),
+            message,
+        })?;
         // The target's refusal first: it names the root cause (e.g. etcd cannot be clock-faulted at all).
         if let Some((field, why)) = self.cluster.target.refuse(self) {
             return Err(invalid(

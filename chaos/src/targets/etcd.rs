@@ -331,6 +331,44 @@ impl Target for Etcd {
     fn version(&self) -> String {
         super::program_version(&self.binary)
     }
+
+    fn agreement<'a>(&'a self, layout: &'a Layout) -> BoxFuture<'a, (Option<bool>, String)> {
+        Box::pin(async move {
+            let post = |node: &super::NodeSlot, path: &str, body: Json| {
+                let url = format!("{}://{}{path}", self.scheme(), node.client_addr());
+                let request = self.http.post(url).json(&body);
+                async move {
+                    let answer = request.send().await.map_err(|e| e.to_string())?;
+                    answer.json::<Json>().await.map_err(|e| e.to_string())
+                }
+            };
+            // The smallest revision every member has, then the hash of the key space at it on each member.
+            let mut revisions = Vec::new();
+            for node in &layout.nodes {
+                match post(node, "/v3/maintenance/status", json!({})).await {
+                    Ok(body) => revisions.push(u64_field(&body["header"]["revision"]).unwrap_or(0)),
+                    Err(e) => return (None, format!("n{} did not answer: {e}", node.id)),
+                }
+            }
+            let revision = revisions.iter().copied().min().unwrap_or(0);
+            let mut hashes = Vec::new();
+            for node in &layout.nodes {
+                match post(
+                    node,
+                    "/v3/maintenance/hashkv",
+                    json!({"revision": revision.to_string()}),
+                )
+                .await
+                {
+                    Ok(body) => hashes.push(u64_field(&body["hash"]).unwrap_or(0)),
+                    Err(e) => return (None, format!("n{} did not hash: {e}", node.id)),
+                }
+            }
+            let detail =
+                format!("etcd's HashKV of every member at revision {revision}: {hashes:?}");
+            (Some(hashes.windows(2).all(|w| w[0] == w[1])), detail)
+        })
+    }
 }
 
 /// One client: sticks to one member (etcd forwards proposals to its leader), moves on after an error.

@@ -225,6 +225,9 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     ) -> Result<Box<dyn KvClient>, String>;
     /// The program's version, for the manifest.
     fn version(&self) -> String;
+    /// Whether every node's replicated state agrees (as far as the target lets one compare from outside):
+    /// `Some(agree)` with what was compared, or `None` when it cannot tell (e.g. a node does not answer).
+    fn agreement<'a>(&'a self, layout: &'a Layout) -> BoxFuture<'a, (Option<bool>, String)>;
 }
 
 /// The target of `kind` with node binary `binary`.

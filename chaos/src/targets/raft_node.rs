@@ -144,6 +144,22 @@ impl Target for RaftNode {
     fn version(&self) -> String {
         super::program_version(&self.binary)
     }
+
+    fn agreement<'a>(&'a self, layout: &'a Layout) -> BoxFuture<'a, (Option<bool>, String)> {
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = layout.nodes.iter().map(|n| n.client_addr()).collect();
+            let timeout = Duration::from_secs(1);
+            let (_, summary) = raft_node::status::collect(&self.endpoint, &addrs, timeout).await;
+            let detail = format!(
+                "terms of the entry at index {} (the smallest commit index) on the {} of {} nodes that answered",
+                summary.agreement_index, summary.up, summary.asked
+            );
+            if summary.up < summary.asked {
+                return (None, detail);
+            }
+            (summary.logs_agree, detail)
+        })
+    }
 }
 
 fn outcome<T, U>(o: raft_node::client::Outcome<T>, f: impl FnOnce(T) -> U) -> Outcome<U> {

@@ -1,0 +1,469 @@
+//! Expectations: the plan's `[expect]` table, and their evaluation against a run's figures. Each expectation
+//! gets its own verdict; one that cannot be evaluated says why ("not evaluated"), never passes silently.
+//!
+//! ```toml
+//! [expect]
+//! min_ok_ops = 200              # at least this many ops completed ok
+//! final_reads_succeed = true    # every key's final read after the heal succeeded
+//! leader_within = "2s"          # after each leader loss, a leader again within this
+//! availability_min = 0.9        # share of ops answered outside fault windows
+//! p99_healthy_max = "500ms"     # p99 latency of ops outside fault windows
+//! no_lost_writes = true         # every acknowledged write is visible to the final reads or overwritten
+//! converged = true              # after the heal, every node's log agrees up to the commit index
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::figures::{Availability, LatencyFigures, Leadership, LostWrites, OpCounts};
+use super::model::{Convergence, FinalReadCounts};
+use super::verdict::{CheckResult, CheckVerdict};
+
+/// A duration written as "150ms", "2s", "1m 30s".
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ExpectDuration(pub Duration);
+
+impl fmt::Debug for ExpectDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for ExpectDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl Serialize for ExpectDuration {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExpectDuration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(ExpectDuration)
+            .map_err(|e| {
+                serde::de::Error::custom(format!(
+                    "expected a duration like \"500ms\" or \"2s\", got {text:?} ({e})"
+                ))
+            })
+    }
+}
+
+impl ExpectDuration {
+    fn ms(self) -> f64 {
+        self.0.as_secs_f64() * 1000.0
+    }
+}
+
+/// What a run must show to pass: the plan's `[expect]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Expectations {
+    /// At least this many operations completed ok (a run that did nothing proves nothing).
+    pub min_ok_ops: u64,
+    /// Every key's final read (after healing) must succeed: the cluster recovered.
+    pub final_reads_succeed: bool,
+    /// After each leader loss, a leader a majority follows again within this (from the status polls).
+    pub leader_within: Option<ExpectDuration>,
+    /// The share of ops answered (ok, or a cas that found another value) outside fault windows, at least this.
+    pub availability_min: Option<f64>,
+    /// The p99 latency of definite answers to ops invoked outside fault windows, at most this.
+    pub p99_healthy_max: Option<ExpectDuration>,
+    /// Every acknowledged write is visible to the final reads or overwritten by a later write.
+    pub no_lost_writes: bool,
+    /// After the heal, every node's log agrees up to the commit index (outcome.json's convergence).
+    pub converged: bool,
+}
+
+impl Default for Expectations {
+    fn default() -> Self {
+        Expectations {
+            min_ok_ops: 1,
+            final_reads_succeed: true,
+            leader_within: None,
+            availability_min: None,
+            p99_healthy_max: None,
+            no_lost_writes: true,
+            converged: true,
+        }
+    }
+}
+
+impl Expectations {
+    /// Checks the values fit together; the error names the field (`expect.availability_min: ...`).
+    pub fn validate(&self) -> Result<(), String> {
+        if let Some(a) = self.availability_min {
+            if !(0.0..=1.0).contains(&a) || a.is_nan() {
+                return Err(format!(
+                    "expect.availability_min: {a} is not a share between 0 and 1"
+                ));
+            }
+        }
+        if self.leader_within.is_some_and(|d| d.0.is_zero()) {
+            return Err("expect.leader_within: must be longer than 0".into());
+        }
+        if self.p99_healthy_max.is_some_and(|d| d.0.is_zero()) {
+            return Err("expect.p99_healthy_max: must be longer than 0".into());
+        }
+        Ok(())
+    }
+}
+
+/// The figures expectations are judged on.
+#[derive(Debug)]
+pub struct Evidence<'a> {
+    /// Op counts.
+    pub ops: &'a OpCounts,
+    /// Final reads, when known, and where they were learned.
+    pub final_reads: Option<(FinalReadCounts, &'a str)>,
+    /// Leadership, when status polls exist.
+    pub leadership: Option<&'a Leadership>,
+    /// Availability.
+    pub availability: &'a Availability,
+    /// Latency.
+    pub latency: &'a LatencyFigures,
+    /// Lost writes.
+    pub lost_writes: &'a LostWrites,
+    /// Convergence, when outcome.json has it.
+    pub convergence: Option<&'a Convergence>,
+}
+
+fn result(id: &str, name: String, verdict: CheckVerdict, message: String) -> CheckResult {
+    CheckResult {
+        id: format!("expect.{id}"),
+        name,
+        verdict,
+        message,
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+/// Evaluates every expectation that is set, in a fixed order.
+pub fn evaluate(e: &Expectations, ev: &Evidence<'_>) -> Vec<CheckResult> {
+    use CheckVerdict::*;
+    let mut out = Vec::new();
+
+    let ok = ev.ops.ok;
+    out.push(result(
+        "min_ok_ops",
+        format!("at least {} ops ok", e.min_ok_ops),
+        if ok >= e.min_ok_ops { Pass } else { Fail },
+        format!("{ok} ops completed ok (at least {} expected)", e.min_ok_ops),
+    ));
+
+    if e.final_reads_succeed {
+        let name = "every final read succeeds".to_owned();
+        out.push(match ev.final_reads {
+            None => result(
+                "final_reads_succeed",
+                name,
+                NotEvaluated,
+                "not evaluated: no final reads found (outcome.json missing and none in the history)".into(),
+            ),
+            Some((fr, _)) if fr.attempted == 0 => result(
+                "final_reads_succeed",
+                name,
+                NotEvaluated,
+                "not evaluated: no final read was attempted".into(),
+            ),
+            Some((fr, source)) => result(
+                "final_reads_succeed",
+                name,
+                if fr.ok == fr.attempted { Pass } else { Fail },
+                format!(
+                    "{} of {} keys read after the heal ({source}){}",
+                    fr.ok,
+                    fr.attempted,
+                    if fr.ok == fr.attempted {
+                        ""
+                    } else {
+                        ": the cluster did not recover within the recovery period"
+                    }
+                ),
+            ),
+        });
+    }
+
+    if let Some(bound) = e.leader_within {
+        let name = format!("a leader within {bound} after each leader loss");
+        out.push(match ev.leadership {
+            None => result(
+                "leader_within",
+                name,
+                NotEvaluated,
+                "not evaluated: status.jsonl is missing, so leader losses are not known".into(),
+            ),
+            Some(l) if l.polls < 2 => result(
+                "leader_within",
+                name,
+                NotEvaluated,
+                format!("not evaluated: only {} status poll(s)", l.polls),
+            ),
+            Some(l) => {
+                let resolution = l
+                    .poll_interval_ms
+                    .map(|p| format!("; polls every ~{p:.0} ms"))
+                    .unwrap_or_default();
+                let late: Vec<String> = l
+                    .gaps
+                    .iter()
+                    .filter(|g| g.regained_ns.is_none() || g.ms > bound.ms())
+                    .map(|g| match g.regained_ns {
+                        Some(_) => format!(
+                            "leader lost at {:.2}s, regained after {:.0} ms",
+                            g.lost_ns as f64 / 1e9,
+                            g.ms
+                        ),
+                        None => format!(
+                            "leader lost at {:.2}s, none by the last poll ({:.0} ms later)",
+                            g.lost_ns as f64 / 1e9,
+                            g.ms
+                        ),
+                    })
+                    .collect();
+                if l.gaps.is_empty() {
+                    result(
+                        "leader_within",
+                        name,
+                        Pass,
+                        format!("no leader loss seen in {} polls{resolution}", l.polls),
+                    )
+                } else if late.is_empty() {
+                    result(
+                        "leader_within",
+                        name,
+                        Pass,
+                        format!(
+                            "{} leader loss(es), the longest {:.0} ms without a leader{resolution}",
+                            l.gaps.len(),
+                            l.longest_gap_ms().unwrap_or(0.0)
+                        ),
+                    )
+                } else {
+                    result(
+                        "leader_within",
+                        name,
+                        Fail,
+                        format!(
+                            "{} of {} leader loss(es) lasted longer than {bound}: {}{resolution}",
+                            late.len(),
+                            l.gaps.len(),
+                            late.join("; ")
+                        ),
+                    )
+                }
+            }
+        });
+    }
+
+    if let Some(min) = e.availability_min {
+        let name = format!("availability at least {} outside fault windows", pct(min));
+        let s = ev.availability.outside_faults;
+        out.push(match s.share {
+            None => result(
+                "availability_min",
+                name,
+                NotEvaluated,
+                "not evaluated: no op was invoked outside the fault windows".into(),
+            ),
+            Some(share) => result(
+                "availability_min",
+                name,
+                if share >= min { Pass } else { Fail },
+                format!(
+                    "{} of ops answered outside fault windows ({} of {})",
+                    pct(share),
+                    s.answered,
+                    s.total
+                ),
+            ),
+        });
+    }
+
+    if let Some(max) = e.p99_healthy_max {
+        let name = format!("p99 latency at most {max} while healthy");
+        out.push(match ev.latency.healthy {
+            None => result(
+                "p99_healthy_max",
+                name,
+                NotEvaluated,
+                "not evaluated: no definite answer to an op invoked outside the fault windows"
+                    .into(),
+            ),
+            Some(l) => result(
+                "p99_healthy_max",
+                name,
+                if l.p99_ms <= max.ms() { Pass } else { Fail },
+                format!(
+                    "p99 {:.1} ms over {} ops outside fault windows (max {:.1} ms)",
+                    l.p99_ms, l.count, l.max_ms
+                ),
+            ),
+        });
+    }
+
+    if e.no_lost_writes {
+        let name = "no acknowledged write lost".to_owned();
+        let lw = ev.lost_writes;
+        out.push(if lw.keys_checked == 0 {
+            result(
+                "no_lost_writes",
+                name,
+                NotEvaluated,
+                format!(
+                    "not evaluated: no key has a successful read to check its writes against ({} key(s) with acknowledged writes unverified)",
+                    lw.keys_unverified
+                ),
+            )
+        } else if lw.lost.is_empty() {
+            result(
+                "no_lost_writes",
+                name,
+                Pass,
+                format!(
+                    "{} acknowledged write(s) on {} key(s) are visible to the final reads or overwritten{}",
+                    lw.writes_checked,
+                    lw.keys_checked,
+                    if lw.keys_unverified > 0 {
+                        format!("; {} key(s) without a successful final read unverified", lw.keys_unverified)
+                    } else {
+                        String::new()
+                    }
+                ),
+            )
+        } else {
+            let shown: Vec<String> = lw
+                .lost
+                .iter()
+                .take(5)
+                .map(|l| {
+                    format!(
+                        "key {} write {} (acknowledged at {:.2}s, history index {}) but the final read saw {}",
+                        l.key.as_deref().unwrap_or("(register)"),
+                        l.value,
+                        l.acknowledged_s,
+                        l.index,
+                        l.final_value
+                    )
+                })
+                .collect();
+            result(
+                "no_lost_writes",
+                name,
+                Fail,
+                format!(
+                    "{} of {} acknowledged write(s) lost: {}{}",
+                    lw.lost.len(),
+                    lw.writes_checked,
+                    shown.join("; "),
+                    if lw.lost.len() > 5 { "; ..." } else { "" }
+                ),
+            )
+        });
+    }
+
+    if e.converged {
+        let name = "the cluster converged after the heal".to_owned();
+        out.push(match ev.convergence {
+            None => result(
+                "converged",
+                name,
+                NotEvaluated,
+                "not evaluated: outcome.json has no convergence check".into(),
+            ),
+            Some(c) if !c.checked || c.agree.is_none() => result(
+                "converged",
+                name,
+                NotEvaluated,
+                format!(
+                    "not evaluated: the runner did not compare the nodes' logs{}",
+                    if c.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", c.detail)
+                    }
+                ),
+            ),
+            Some(c) => result(
+                "converged",
+                name,
+                if c.agree == Some(true) { Pass } else { Fail },
+                if c.detail.is_empty() {
+                    if c.agree == Some(true) {
+                        "every node's log agrees up to the commit index".into()
+                    } else {
+                        "the nodes' logs disagree".into()
+                    }
+                } else {
+                    c.detail.clone()
+                },
+            ),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_keep_the_old_meaning_and_parse_from_toml() {
+        let e: Expectations = toml::from_str("").unwrap();
+        assert_eq!(e, Expectations::default());
+        assert_eq!(e.min_ok_ops, 1);
+        assert!(e.final_reads_succeed && e.no_lost_writes && e.converged);
+        let e: Expectations = toml::from_str(
+            "leader_within = \"2s\"\navailability_min = 0.9\np99_healthy_max = \"500ms\"",
+        )
+        .unwrap();
+        assert_eq!(
+            e.leader_within,
+            Some(ExpectDuration(Duration::from_secs(2)))
+        );
+        assert_eq!(
+            e.p99_healthy_max,
+            Some(ExpectDuration(Duration::from_millis(500)))
+        );
+        e.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_bad_values_are_errors_naming_them() {
+        let err = toml::from_str::<Expectations>("leader_withn = \"2s\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leader_withn"), "{err}");
+        let err = toml::from_str::<Expectations>("leader_within = \"soon\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("soon"), "{err}");
+        let e = Expectations {
+            availability_min: Some(1.5),
+            ..Expectations::default()
+        };
+        assert!(e.validate().unwrap_err().contains("availability_min"));
+    }
+
+    #[test]
+    fn round_trips_through_json_as_the_manifest_stores_it() {
+        let e = Expectations {
+            leader_within: Some(ExpectDuration(Duration::from_millis(1500))),
+            ..Expectations::default()
+        };
+        let json = serde_json::to_value(&e).unwrap();
+        assert_eq!(json["leader_within"], "1s 500ms");
+        let back: Expectations = serde_json::from_value(json).unwrap();
+        assert_eq!(back, e);
+    }
+}
