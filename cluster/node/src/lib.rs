@@ -11,6 +11,7 @@
 
 pub mod client;
 pub mod config;
+pub mod datadir;
 pub mod local;
 pub mod protocol;
 pub mod server;

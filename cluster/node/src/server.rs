@@ -13,6 +13,7 @@
 //! A read is answered after ReadIndex confirmed leadership and the state machine reached the read's index.
 
 use crate::config::{Bug, FsyncMode, NodeConfig};
+use crate::datadir::{self, DataDirError};
 use crate::protocol::{self, NodeStatus, Request, Response, PROTOCOL_VERSION};
 use crate::state::{NodeCommand, NodeOutput, NodeState};
 use crate::store::{Store, StoreError};
@@ -38,6 +39,9 @@ pub enum ServerError {
     /// The data directory could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The data directory belongs to another node, or its identity file cannot be read or written.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// Certificates could not be loaded.
     #[error("certificates in {dir}: {message}")]
     Certs {
@@ -151,8 +155,22 @@ pub async fn run(
     if cfg.fsync == FsyncMode::Never {
         storage_options.fsync = FsyncPolicy::Never;
     }
+    datadir::create_parents(&cfg.data_dir)?;
+    let recorded = datadir::check(&cfg.data_dir, cfg.id.0, cfg.cluster_id)?;
     let (store, persisted) = Store::open(&cfg.data_dir, storage_options)?;
     let fresh = store.is_empty();
+    let _identity = match recorded {
+        Some(identity) => identity,
+        None => {
+            if !fresh {
+                tracing::warn!(dir = %cfg.data_dir.display(), id = %cfg.id, cluster_id = cfg.cluster_id,
+                    "the data directory has no identity file (an older raft-node made it): recording this node as its owner");
+            }
+            let identity = datadir::new_identity(cfg.id.0, cfg.cluster_id);
+            datadir::write(&cfg.data_dir, &identity)?;
+            identity
+        }
+    };
     let started = std::time::Instant::now();
     let raft_cfg = raft_config(&cfg);
     let (transport, inbox) = Transport::bind(
