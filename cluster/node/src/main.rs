@@ -34,6 +34,10 @@ struct Cli {
 enum Command {
     /// Run a node.
     ///
+    /// Exit status: 0 stopped by SIGTERM or SIGINT; 1 stopped by an error (bad data directory, port in use,
+    /// join refused...); 2 bad arguments or configuration; 5 this node was removed from the cluster (it applied
+    /// its removal, or a member said so when it came back), its data directory left as it was.
+    ///
     /// Example: raft-node run --id 1 --listen 127.0.0.1:7001 --data-dir data/n1 --certs certs
     ///   --peer 1=127.0.0.1:7001 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003
     Run(Box<RunArgs>),
@@ -294,7 +298,8 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         let _ = stop_tx.send(true);
     });
     match server::run(cfg, stop_rx).await {
-        Ok(Exit::Shutdown) | Ok(Exit::Removed) => Ok(ExitCode::SUCCESS),
+        Ok(Exit::Shutdown) => Ok(ExitCode::SUCCESS),
+        Ok(Exit::Removed) => Ok(ExitCode::from(exit::REMOVED)),
         Err(e) => {
             tracing::error!(error = %e, "node stopped");
             eprintln!("error: {e}");
@@ -426,6 +431,8 @@ mod exit {
     pub const UNKNOWN: u8 = 3;
     /// `kv get`: the key does not exist.
     pub const NOT_FOUND: u8 = 4;
+    /// `run`: this node was removed from the cluster (its data directory is left as it was).
+    pub const REMOVED: u8 = 5;
 }
 
 /// Prints the outcome of a call whose success prints `ok` (or what `on_ok` says) and returns the exit status.

@@ -76,7 +76,8 @@ pub enum ServerError {
 pub enum Exit {
     /// Asked to stop (SIGTERM / SIGINT).
     Shutdown,
-    /// Removed from the cluster by a membership change.
+    /// Removed from the cluster by a membership change: it applied the change itself, or a member refused its
+    /// link saying so. The data directory is left as it was.
     Removed,
 }
 
@@ -97,6 +98,7 @@ struct PendingConf {
 struct JoinFlow {
     id: NodeId,
     addr: String,
+    incarnation: u64,
     address_entry: Option<(LogIndex, Term)>,
     responder: Option<Responder>,
     learner_proposed: bool,
@@ -159,7 +161,7 @@ pub async fn run(
     let recorded = datadir::check(&cfg.data_dir, cfg.id.0, cfg.cluster_id)?;
     let (store, persisted) = Store::open(&cfg.data_dir, storage_options)?;
     let fresh = store.is_empty();
-    let _identity = match recorded {
+    let identity = match recorded {
         Some(identity) => identity,
         None => {
             if !fresh {
@@ -207,7 +209,7 @@ pub async fn run(
     } else if fresh {
         let via = cfg.join.expect("checked above");
         tracing::info!(id = %cfg.id, %via, seed = raft_cfg.rng_seed, "joining an existing cluster");
-        let members = join(&cfg, &credentials, via).await?;
+        let members = join(&cfg, &credentials, via, identity.incarnation).await?;
         addresses.extend(members);
         RawNode::join(raft_cfg, now_ms(started))?
     } else {
@@ -277,6 +279,7 @@ async fn join(
     cfg: &NodeConfig,
     credentials: &Credentials,
     via: SocketAddr,
+    incarnation: u64,
 ) -> Result<BTreeMap<NodeId, String>, ServerError> {
     let fail = |message: String| ServerError::Join { addr: via, message };
     let endpoint = ClientEndpoint::bind(
@@ -289,6 +292,7 @@ async fn join(
     let request = Request::Join {
         id: cfg.id,
         addr: cfg.advertise.to_string(),
+        incarnation,
     };
     let mut target = via;
     for attempt in 0..50 {
@@ -341,6 +345,14 @@ impl Server {
                 }
                 Some(frame) = inbox.frames.recv() => self.on_frame(frame.from, &frame.payload),
                 Some(request) = inbox.requests.recv() => self.on_request(request),
+                Some(notice) = inbox.notices.recv() => {
+                    let raft_transport::PeerNotice::Removed { by, at_index } = notice else {
+                        continue;
+                    };
+                    tracing::error!(id = %self.cfg.id, by, at_index, data_dir = %self.cfg.data_dir.display(),
+                        "node {by} says this node was removed from the cluster at log index {at_index}: stopping; the data directory is left as it was");
+                    return Ok(Exit::Removed);
+                }
                 _ = tick.tick() => self.on_tick(),
             }
             // Group commit: take everything already waiting before persisting once.
@@ -446,12 +458,20 @@ impl Server {
                 status.probe = probe.map(|i| (i, self.raw.log().term(i)));
                 Self::respond(responder, &Response::Status(Box::new(status)));
             }
-            Request::Join { id, addr } => {
+            Request::Join {
+                id,
+                addr,
+                incarnation,
+            } => {
                 if !matches!(identity, PeerIdentity::Node(n) if n == id.0) {
                     return Self::respond(responder, &Response::Invalid(format!("a join for {id} must come from that node's certificate, not {identity:?}")));
                 }
                 if self.raw.role() != Role::Leader {
                     return Self::respond(responder, &self.not_leader());
+                }
+                if let Err(reuse) = self.state.may_join(id, incarnation) {
+                    tracing::warn!(%id, error = %reuse, "refusing a join");
+                    return Self::respond(responder, &Response::Invalid(reuse.to_string()));
                 }
                 if self.membership.contains(id) {
                     let members = self.addresses.clone();
@@ -461,6 +481,7 @@ impl Server {
                 self.joins.push(JoinFlow {
                     id,
                     addr,
+                    incarnation,
                     address_entry: None,
                     responder: Some(responder),
                     learner_proposed: false,
@@ -495,6 +516,7 @@ impl Server {
                 let command = NodeCommand::SetAddress {
                     id: join.id,
                     addr: join.addr.clone(),
+                    incarnation: join.incarnation,
                 }
                 .encode();
                 match self.raw.propose(command, now) {
@@ -612,6 +634,9 @@ impl Server {
         let output = match &entry.payload {
             EntryPayload::Command(data) => Some(self.state.apply(entry.index, data)),
             EntryPayload::Conf(m) => {
+                for id in self.state.apply_configuration(entry.index, m) {
+                    tracing::info!(%id, index = %entry.index, "a node was removed from the cluster");
+                }
                 // Removal takes effect for this node once the change is committed (applied), not when appended:
                 // until then it may still be needed, and the entry may yet be replaced.
                 if m.contains(self.cfg.id) {
@@ -735,6 +760,10 @@ impl Server {
                 .chain(departing)
                 .collect()
         };
+        // Removed nodes are told so when they knock (ids are never reused, so this is final).
+        for (id, at) in &self.state.removed {
+            self.transport.mark_removed(id.0, at.0);
+        }
         let wanted: BTreeMap<u64, SocketAddr> = candidates
             .into_iter()
             .filter(|&id| id != self.cfg.id)
@@ -770,6 +799,7 @@ impl Server {
             },
             bugs: self.cfg.bugs.iter().map(|b| b.name().to_string()).collect(),
             removed: self.removed,
+            removed_nodes: self.state.removed.clone(),
             probe: None,
         }
     }

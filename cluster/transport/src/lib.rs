@@ -82,6 +82,7 @@ mod frame;
 mod hello;
 mod identity;
 mod link;
+mod notice;
 mod tls;
 mod transport;
 
@@ -110,6 +111,7 @@ pub use identity::{
     is_valid_client_name, PeerIdentity, CLIENT_NAME_BYTES_MAX, CLIENT_NAME_PREFIX, NODE_NAME_PREFIX,
 };
 pub use link::PeerLinkStats;
+pub use notice::PeerNotice;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};
 pub use transport::{
     Inbox, IncomingRequest, PeerFrame, Responder, Transport, TransportStats, CLOSE_LINK_REMOVED,

@@ -13,9 +13,11 @@ use tokio::task::JoinHandle;
 use crate::backoff::{Backoff, SplitMix64};
 use crate::config::TransportConfig;
 use crate::dial::dial;
+use crate::error::ConnectError;
 use crate::error::SendError;
 use crate::frame::encode_frame;
-use crate::hello::{Hello, HelloKind, PROTOCOL_VERSION};
+use crate::hello::{Hello, HelloKind, HelloStatus, PROTOCOL_VERSION};
+use crate::notice::PeerNotice;
 use crate::transport::CLOSE_LINK_REMOVED;
 use crate::NodeId;
 
@@ -82,6 +84,8 @@ pub(crate) struct LinkSetup {
     pub(crate) endpoint: Endpoint,
     pub(crate) client_config: quinn::ClientConfig,
     pub(crate) config: Arc<TransportConfig>,
+    /// Where a refusal that concerns the node itself (it was removed) is reported.
+    pub(crate) notices: mpsc::Sender<PeerNotice>,
 }
 
 impl PeerLink {
@@ -175,6 +179,17 @@ async fn run_link(setup: LinkSetup, mut queue: mpsc::Receiver<Bytes>, counters: 
                 }
             }
             Err(error) => {
+                if let ConnectError::HelloRefused {
+                    status: HelloStatus::Removed { at_index },
+                    ..
+                } = error
+                {
+                    tracing::warn!(peer = setup.peer_id, addr = %setup.addr, at_index, "the peer says this node was removed from the cluster");
+                    let _ = setup.notices.try_send(PeerNotice::Removed {
+                        by: setup.peer_id,
+                        at_index,
+                    });
+                }
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(peer = setup.peer_id, addr = %setup.addr, %error, "peer connect failed");
                 *counters.last_error.lock().expect("link stats lock") = Some(error.to_string());

@@ -21,6 +21,7 @@ use crate::hello::{
 };
 use crate::identity::PeerIdentity;
 use crate::link::{LinkSetup, PeerLink, PeerLinkStats};
+use crate::notice::{PeerNotice, NOTICES_MAX};
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::NodeId;
 
@@ -128,6 +129,8 @@ pub struct Inbox {
     pub frames: mpsc::Receiver<PeerFrame>,
     /// Client requests.
     pub requests: mpsc::Receiver<IncomingRequest>,
+    /// What peers said about this node when they refused its links (e.g. that it was removed).
+    pub notices: mpsc::Receiver<PeerNotice>,
 }
 
 /// A snapshot of the transport's counters.
@@ -174,9 +177,13 @@ struct Shared {
     peers: Mutex<HashMap<NodeId, PeerLink>>,
     /// The current confirmed incoming connection of each peer.
     incoming: Mutex<HashMap<NodeId, Connection>>,
+    /// Former members, with the log index of the configuration that removed them: their hellos are refused
+    /// with [`HelloStatus::Removed`] so they learn it.
+    removed: Mutex<HashMap<NodeId, u64>>,
     counters: Counters,
     frames: mpsc::Sender<PeerFrame>,
     requests: mpsc::Sender<IncomingRequest>,
+    notices: mpsc::Sender<PeerNotice>,
 }
 
 /// A node's transport: bind it once, add peers, send frames, and read the [`Inbox`].
@@ -221,15 +228,18 @@ impl Transport {
         })?;
         let (frames_tx, frames) = mpsc::channel(config.inbox_frames);
         let (requests_tx, requests) = mpsc::channel(config.inbox_requests);
+        let (notices_tx, notices) = mpsc::channel(NOTICES_MAX);
         let shared = Arc::new(Shared {
             node_id,
             cluster_id,
             config: Arc::new(config),
             peers: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
+            removed: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             frames: frames_tx,
             requests: requests_tx,
+            notices: notices_tx,
         });
         let accept_task = tokio::spawn(accept_loop(shared.clone(), endpoint.clone()));
         tracing::info!(node = node_id, addr = ?endpoint.local_addr().ok(), "transport bound");
@@ -240,7 +250,11 @@ impl Transport {
                 peer_client_config,
                 accept_task,
             },
-            Inbox { frames, requests },
+            Inbox {
+                frames,
+                requests,
+                notices,
+            },
         ))
     }
 
@@ -275,8 +289,20 @@ impl Transport {
             endpoint: self.endpoint.clone(),
             client_config: self.peer_client_config.clone(),
             config: self.shared.config.clone(),
+            notices: self.shared.notices.clone(),
         });
         peers.insert(peer, link);
+    }
+
+    /// Records that `peer` was removed from the cluster by the configuration at log index `at_index`: once it
+    /// is no longer a peer ([`Transport::remove_peer`]), its hellos are refused with [`HelloStatus::Removed`],
+    /// which its transport reports as [`PeerNotice::Removed`]. Permanent, since node ids are never reused.
+    pub fn mark_removed(&self, peer: NodeId, at_index: u64) {
+        self.shared
+            .removed
+            .lock()
+            .expect("removed lock")
+            .insert(peer, at_index);
     }
 
     /// Removes `peer`: stops its link and closes its incoming connection; its frames are no longer taken.
@@ -511,12 +537,24 @@ fn check_hello(
                 .expect("peers lock")
                 .contains_key(&hello.from)
             {
-                HelloStatus::NotMember
+                match removed_at(shared, hello.from) {
+                    Some(at_index) => HelloStatus::Removed { at_index },
+                    None => HelloStatus::NotMember,
+                }
             } else {
                 HelloStatus::Accepted
             }
         }
     }
+}
+
+fn removed_at(shared: &Shared, peer: NodeId) -> Option<u64> {
+    shared
+        .removed
+        .lock()
+        .expect("removed lock")
+        .get(&peer)
+        .copied()
 }
 
 /// Reads the frames of a confirmed peer link into the inbox until the connection ends.

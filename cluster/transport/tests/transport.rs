@@ -9,8 +9,8 @@ use bytes::Bytes;
 use raft_transport::{
     generate_cluster_certs, CertAuthority, CertValidity, ClientEndpoint, ClusterCertSpec,
     ConnectError, Credentials, HelloStatus, Inbox, IndeterminateReason, NodeId, NodeSpec,
-    NotSentReason, PeerFrame, PeerIdentity, RejectReason, RequestError, SendError, Transport,
-    TransportConfig,
+    NotSentReason, PeerFrame, PeerIdentity, PeerNotice, RejectReason, RequestError, SendError,
+    Transport, TransportConfig,
 };
 use tempfile::TempDir;
 
@@ -899,4 +899,40 @@ async fn a_session_by_address_accepts_any_cluster_node_but_not_a_foreign_one() {
     impostor.shutdown().await;
     server.await.unwrap();
     impostor_server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_removed_node_is_told_at_hello_and_its_application_gets_a_notice() {
+    let certs = Certs::new(&[1, 2, 3], &[]);
+    let (member, _member_inbox) = bind(&certs.node(1), config());
+    let (removed, mut removed_inbox) = bind(&certs.node(2), config());
+    let (stranger, mut stranger_inbox) = bind(&certs.node(3), config());
+    member.mark_removed(2, 41);
+    removed.add_peer(1, member.local_addr());
+    stranger.add_peer(1, member.local_addr());
+    let notice = tokio::time::timeout(GUARD, removed_inbox.notices.recv())
+        .await
+        .expect("a notice within the guard")
+        .expect("inbox open");
+    assert_eq!(
+        notice,
+        PeerNotice::Removed {
+            by: 1,
+            at_index: 41
+        }
+    );
+    let last_error = removed.stats().peers[&1].last_error.clone().unwrap();
+    assert!(
+        last_error.contains("you were removed from the cluster at log index 41"),
+        "{last_error}"
+    );
+    // A node that was never a member is only refused, with nothing to tell its application.
+    wait_until("the stranger is refused", || {
+        stranger.stats().peers[&1].connect_failures >= 1
+    })
+    .await;
+    assert!(stranger_inbox.notices.try_recv().is_err());
+    member.shutdown().await;
+    removed.shutdown().await;
+    stranger.shutdown().await;
 }
