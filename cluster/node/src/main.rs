@@ -111,8 +111,10 @@ struct RunArgs {
     /// Take a snapshot every N applied entries.
     #[arg(long)]
     snapshot_interval_entries: Option<u64>,
-    /// Switch on a deliberate bug (stale-read) to test the chaos tool. Never in production.
-    #[arg(long = "bug", value_parser = Bug::parse)]
+    /// Switch on a deliberate bug to test the chaos tool (repeatable; off by default). Never in production.
+    /// One of: stale-read, unconfirmed-leader-read, lease-no-drift, forget-vote, no-fsync, commit-old-term,
+    /// no-truncate, early-ack, retry-duplicates, no-election-restriction, non-atomic-cas, config-before-commit.
+    #[arg(long = "bug", value_parser = parse_bug)]
     bugs: Vec<Bug>,
     /// Cluster id (must match the other nodes and clients).
     #[arg(long)]
@@ -198,6 +200,10 @@ fn parse_peer(s: &str) -> Result<(u64, SocketAddr), String> {
         .parse()
         .map_err(|_| format!("expected an address like 127.0.0.1:7001 after '=', got {addr:?}"))?;
     Ok((id, addr))
+}
+
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    Bug::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_fsync(s: &str) -> Result<FsyncMode, String> {

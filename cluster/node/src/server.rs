@@ -12,7 +12,7 @@
 //! still has the term it was proposed in, or with a definite refusal if another leader's entry took its place.
 //! A read is answered after ReadIndex confirmed leadership and the state machine reached the read's index.
 
-use crate::config::{Bug, FsyncMode, NodeConfig};
+use crate::config::{FsyncMode, NodeConfig};
 use crate::datadir::{self, DataDirError};
 use crate::protocol::{self, NodeStatus, Request, Response, PROTOCOL_VERSION};
 use crate::state::{NodeCommand, NodeOutput, NodeState};
@@ -267,10 +267,7 @@ fn raft_config(cfg: &NodeConfig) -> Config {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     c.rng_seed = nanos ^ cfg.id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    c.mutations = Mutations {
-        stale_reads: cfg.bugs.contains(&Bug::StaleRead),
-        ..Mutations::default()
-    };
+    c.mutations = Mutations::from_bugs(&cfg.bugs);
     c
 }
 

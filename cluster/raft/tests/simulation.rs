@@ -160,7 +160,7 @@ fn a_failure_names_the_seed_and_the_replay_command() {
         "{failure}"
     );
     assert!(
-        failure.contains("replay: cargo run --release -p raft --bin raft-sim -- --seed 0 --mutation stale-reads --trace"),
+        failure.contains("replay: cargo run --release -p raft --bin raft-sim -- --seed 0 --mutation stale-read --trace"),
         "{failure}"
     );
 }

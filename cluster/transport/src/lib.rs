@@ -75,6 +75,7 @@
 mod backoff;
 mod certs;
 mod client;
+mod codes;
 mod config;
 mod dial;
 mod error;
@@ -96,6 +97,10 @@ pub use certs::{
     VALIDITY_LIFETIME_DEFAULT,
 };
 pub use client::{ClientEndpoint, ClientSession};
+pub use codes::{
+    CLOSE_LINK_REMOVED, CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_REPLACED, CLOSE_SHUTDOWN,
+    RESET_MALFORMED, RESET_NOT_ACCEPTING, RESET_NO_RESPONSE, RESET_OVERLOADED, RESET_TOO_LARGE,
+};
 pub use config::TransportConfig;
 pub use error::{
     CertError, ConnectError, EndpointError, FrameError, IdentityError, IndeterminateReason,
@@ -113,8 +118,4 @@ pub use identity::{
 pub use link::PeerLinkStats;
 pub use notice::PeerNotice;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};
-pub use transport::{
-    Inbox, IncomingRequest, PeerFrame, Responder, Transport, TransportStats, CLOSE_LINK_REMOVED,
-    CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_REPLACED, CLOSE_SHUTDOWN, RESET_MALFORMED,
-    RESET_NOT_ACCEPTING, RESET_NO_RESPONSE, RESET_OVERLOADED, RESET_TOO_LARGE,
-};
+pub use transport::{Inbox, IncomingRequest, PeerFrame, Responder, Transport, TransportStats};

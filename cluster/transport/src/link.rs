@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::backoff::{Backoff, SplitMix64};
+use crate::codes::CLOSE_LINK_REMOVED;
 use crate::config::TransportConfig;
 use crate::dial::dial;
 use crate::error::ConnectError;
@@ -18,7 +19,6 @@ use crate::error::SendError;
 use crate::frame::encode_frame;
 use crate::hello::{Hello, HelloKind, HelloStatus, PROTOCOL_VERSION};
 use crate::notice::PeerNotice;
-use crate::transport::CLOSE_LINK_REMOVED;
 use crate::NodeId;
 
 /// Counters and state of one outgoing link, readable at any time.

@@ -63,25 +63,8 @@ impl SimOptions {
         if self.fault_ms != SimOptions::new(0).fault_ms {
             cmd.push_str(&format!(" --fault-ms {}", self.fault_ms));
         }
-        for (on, name) in [
-            (
-                self.mutations.commit_previous_term_by_count,
-                "commit-previous-term",
-            ),
-            (self.mutations.forget_vote_on_restart, "forget-vote"),
-            (
-                self.mutations.keep_conflicting_suffix,
-                "keep-conflicting-suffix",
-            ),
-            (self.mutations.stale_reads, "stale-reads"),
-            (
-                self.mutations.unconfirmed_leader_reads,
-                "unconfirmed-leader-reads",
-            ),
-        ] {
-            if on {
-                cmd.push_str(&format!(" --mutation {name}"));
-            }
+        for bug in self.mutations.bugs() {
+            cmd.push_str(&format!(" --mutation {bug}"));
         }
         cmd.push_str(" --trace");
         cmd

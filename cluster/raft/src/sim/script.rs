@@ -377,16 +377,14 @@ impl Script {
                     o if o.starts_with("max-entries=") => {
                         cfg.max_entries_per_message = num(&o[12..])? as usize
                     }
-                    "mutation=commit-previous-term" => {
-                        cfg.mutations.commit_previous_term_by_count = true
-                    }
-                    "mutation=forget-vote" => cfg.mutations.forget_vote_on_restart = true,
-                    "mutation=keep-conflicting-suffix" => {
-                        cfg.mutations.keep_conflicting_suffix = true
-                    }
-                    "mutation=stale-reads" => cfg.mutations.stale_reads = true,
-                    "mutation=unconfirmed-leader-reads" => {
-                        cfg.mutations.unconfirmed_leader_reads = true
+                    o if o.starts_with("mutation=") => {
+                        let bug = crate::bugs::Bug::parse(&o["mutation=".len()..])
+                            .map_err(|e| e.to_string())?;
+                        if !cfg.mutations.enable(bug) {
+                            return Err(format!(
+                                "{bug} is not a bug of the core (it lives in raft-node)"
+                            ));
+                        }
                     }
                     o => return Err(format!("unknown cluster option {o:?}")),
                 }
