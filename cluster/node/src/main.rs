@@ -326,7 +326,7 @@ fn certs(args: CertsArgs) -> Result<()> {
         .nodes
         .iter()
         .map(|(id, addr)| NodeSpec {
-            id: *id,
+            id: raft::NodeId(*id),
             addrs: vec![addr.ip()],
         })
         .collect();

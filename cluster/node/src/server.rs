@@ -147,7 +147,7 @@ pub async fn run(
         );
     }
     let credentials =
-        Credentials::load(&cfg.certs_dir, &PeerIdentity::Node(cfg.id.0)).map_err(|e| {
+        Credentials::load(&cfg.certs_dir, &PeerIdentity::Node(cfg.id)).map_err(|e| {
             ServerError::Certs {
                 dir: cfg.certs_dir.display().to_string(),
                 message: e.to_string(),
@@ -346,8 +346,8 @@ impl Server {
                     let raft_transport::PeerNotice::Removed { by, at_index } = notice else {
                         continue;
                     };
-                    tracing::error!(id = %self.cfg.id, by, at_index, data_dir = %self.cfg.data_dir.display(),
-                        "node {by} says this node was removed from the cluster at log index {at_index}: stopping; the data directory is left as it was");
+                    tracing::error!(id = %self.cfg.id, by = by.0, at_index, data_dir = %self.cfg.data_dir.display(),
+                        "node {} says this node was removed from the cluster at log index {at_index}: stopping; the data directory is left as it was", by.0);
                     return Ok(Exit::Removed);
                 }
                 _ = tick.tick() => self.on_tick(),
@@ -374,16 +374,16 @@ impl Server {
         now_ms(self.started)
     }
 
-    fn on_frame(&mut self, from: u64, payload: &[u8]) {
+    fn on_frame(&mut self, from: NodeId, payload: &[u8]) {
         match decode_message(payload) {
-            Ok(msg) if msg.from.0 == from => {
+            Ok(msg) if msg.from == from => {
                 let now = self.now();
                 self.raw.step(msg, now);
             }
             Ok(msg) => {
-                tracing::warn!(claimed = %msg.from, authenticated = from, "dropping a message whose sender does not match its certificate")
+                tracing::warn!(claimed = %msg.from, authenticated = %from, "dropping a message whose sender does not match its certificate")
             }
-            Err(e) => tracing::warn!(from, error = %e, "dropping an undecodable peer message"),
+            Err(e) => tracing::warn!(%from, error = %e, "dropping an undecodable peer message"),
         }
     }
 
@@ -460,7 +460,7 @@ impl Server {
                 addr,
                 incarnation,
             } => {
-                if !matches!(identity, PeerIdentity::Node(n) if n == id.0) {
+                if !matches!(identity, PeerIdentity::Node(n) if n == id) {
                     return Self::respond(responder, &Response::Invalid(format!("a join for {id} must come from that node's certificate, not {identity:?}")));
                 }
                 if self.raw.role() != Role::Leader {
@@ -622,7 +622,7 @@ impl Server {
 
     fn send(&self, msg: &raft::Message) {
         let bytes = Bytes::from(encode_message(msg));
-        if let Err(e) = self.transport.send(msg.to.0, bytes) {
+        if let Err(e) = self.transport.send(msg.to, bytes) {
             tracing::trace!(to = %msg.to, error = %e, "message dropped");
         }
     }
@@ -759,16 +759,16 @@ impl Server {
         };
         // Removed nodes are told so when they knock (ids are never reused, so this is final).
         for (id, at) in &self.state.removed {
-            self.transport.mark_removed(id.0, at.0);
+            self.transport.mark_removed(*id, at.0);
         }
-        let wanted: BTreeMap<u64, SocketAddr> = candidates
+        let wanted: BTreeMap<NodeId, SocketAddr> = candidates
             .into_iter()
             .filter(|&id| id != self.cfg.id)
             .filter_map(|id| {
                 self.addresses
                     .get(&id)
                     .and_then(|a| a.parse().ok())
-                    .map(|a| (id.0, a))
+                    .map(|a| (id, a))
             })
             .collect();
         for peer in self.transport.peers() {

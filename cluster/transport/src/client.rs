@@ -163,7 +163,7 @@ impl ClientSession {
             version: PROTOCOL_VERSION,
             kind: HelloKind::Client,
             cluster_id: endpoint.cluster_id,
-            from: 0,
+            from: ANY_NODE,
             to: self.inner.node,
         };
         let (connection, _send, _recv) = dial(

@@ -27,7 +27,7 @@ pub(crate) const ACK_BYTES: usize = 32;
 
 /// The `to` of a client hello that accepts whichever cluster node answers at the address (the client learns
 /// its id from the verified certificate). Peer hellos never use it.
-pub const ANY_NODE: NodeId = 0;
+pub const ANY_NODE: NodeId = NodeId(0);
 
 /// What kind of connection a hello opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,8 +200,8 @@ impl Hello {
             HelloKind::Client => 2,
         };
         out[8..16].copy_from_slice(&self.cluster_id.to_be_bytes());
-        out[16..24].copy_from_slice(&self.from.to_be_bytes());
-        out[24..32].copy_from_slice(&self.to.to_be_bytes());
+        out[16..24].copy_from_slice(&self.from.0.to_be_bytes());
+        out[24..32].copy_from_slice(&self.to.0.to_be_bytes());
         out
     }
 
@@ -232,8 +232,8 @@ impl Hello {
             version: u16_at(b, 4),
             kind,
             cluster_id: u64_at(b, 8),
-            from: u64_at(b, 16),
-            to: u64_at(b, 24),
+            from: NodeId(u64_at(b, 16)),
+            to: NodeId(u64_at(b, 24)),
         })
     }
 }
@@ -245,7 +245,7 @@ impl HelloAck {
         out[0..4].copy_from_slice(&ACK_MAGIC);
         out[4..6].copy_from_slice(&self.version.to_be_bytes());
         out[6] = self.status.code();
-        out[8..16].copy_from_slice(&self.node_id.to_be_bytes());
+        out[8..16].copy_from_slice(&self.node_id.0.to_be_bytes());
         out[16..24].copy_from_slice(&self.cluster_id.to_be_bytes());
         out[24..32].copy_from_slice(&self.status.detail().to_be_bytes());
         out
@@ -272,7 +272,7 @@ impl HelloAck {
         Ok(HelloAck {
             version: u16_at(b, 4),
             status,
-            node_id: u64_at(b, 8),
+            node_id: NodeId(u64_at(b, 8)),
             cluster_id: u64_at(b, 16),
         })
     }
@@ -289,8 +289,8 @@ mod tests {
             version: PROTOCOL_VERSION,
             kind: HelloKind::Peer,
             cluster_id: 7,
-            from: 1,
-            to: u64::MAX,
+            from: NodeId(1),
+            to: NodeId(u64::MAX),
         };
         assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
         for code in 0..=7 {
@@ -298,7 +298,7 @@ mod tests {
             let ack = HelloAck {
                 version: 1,
                 status,
-                node_id: 3,
+                node_id: NodeId(3),
                 cluster_id: 9,
             };
             assert_eq!(HelloAck::decode(&ack.encode()), Ok(ack));
@@ -318,7 +318,7 @@ mod tests {
         let mut ack = HelloAck {
             version: 1,
             status: HelloStatus::Accepted,
-            node_id: 1,
+            node_id: NodeId(1),
             cluster_id: 1,
         }
         .encode();
@@ -335,8 +335,8 @@ mod tests {
             version: 1,
             kind: HelloKind::Client,
             cluster_id: 1,
-            from: 0,
-            to: 1,
+            from: NodeId(0),
+            to: NodeId(1),
         }
         .encode();
         assert!(HelloAck::decode(&hello[..ACK_BYTES]).is_err());

@@ -132,7 +132,7 @@ impl PeerLink {
 }
 
 fn jitter_seed(seed: u64, local: NodeId, peer: NodeId) -> u64 {
-    let mut mix = SplitMix64(seed ^ local.rotate_left(32) ^ peer);
+    let mut mix = SplitMix64(seed ^ local.0.rotate_left(32) ^ peer.0);
     mix.next()
 }
 
@@ -164,7 +164,7 @@ async fn run_link(setup: LinkSetup, mut queue: mpsc::Receiver<Bytes>, counters: 
                 backoff.reset();
                 counters.connects.fetch_add(1, Ordering::Relaxed);
                 counters.connected.store(true, Ordering::Relaxed);
-                tracing::info!(peer = setup.peer_id, addr = %setup.addr, "peer link up");
+                tracing::info!(peer = setup.peer_id.0, addr = %setup.addr, "peer link up");
                 let end = pump(&config, &connection, send, &mut queue, &counters).await;
                 counters.connected.store(false, Ordering::Relaxed);
                 match end {
@@ -173,7 +173,7 @@ async fn run_link(setup: LinkSetup, mut queue: mpsc::Receiver<Bytes>, counters: 
                         return;
                     }
                     PumpEnd::Failed(reason) => {
-                        tracing::info!(peer = setup.peer_id, addr = %setup.addr, %reason, "peer link down");
+                        tracing::info!(peer = setup.peer_id.0, addr = %setup.addr, %reason, "peer link down");
                         *counters.last_error.lock().expect("link stats lock") = Some(reason);
                     }
                 }
@@ -184,14 +184,14 @@ async fn run_link(setup: LinkSetup, mut queue: mpsc::Receiver<Bytes>, counters: 
                     ..
                 } = error
                 {
-                    tracing::warn!(peer = setup.peer_id, addr = %setup.addr, at_index, "the peer says this node was removed from the cluster");
+                    tracing::warn!(peer = setup.peer_id.0, addr = %setup.addr, at_index, "the peer says this node was removed from the cluster");
                     let _ = setup.notices.try_send(PeerNotice::Removed {
                         by: setup.peer_id,
                         at_index,
                     });
                 }
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(peer = setup.peer_id, addr = %setup.addr, %error, "peer connect failed");
+                tracing::debug!(peer = setup.peer_id.0, addr = %setup.addr, %error, "peer connect failed");
                 *counters.last_error.lock().expect("link stats lock") = Some(error.to_string());
             }
         }

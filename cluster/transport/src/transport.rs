@@ -224,7 +224,7 @@ impl Transport {
             notices: notices_tx,
         });
         let accept_task = tokio::spawn(accept_loop(shared.clone(), endpoint.clone()));
-        tracing::info!(node = node_id, addr = ?endpoint.local_addr().ok(), "transport bound");
+        tracing::info!(node = node_id.0, addr = ?endpoint.local_addr().ok(), "transport bound");
         Ok((
             Transport {
                 shared,
@@ -555,7 +555,7 @@ async fn serve_peer(
     {
         old.close(CLOSE_REPLACED, b"replaced by a newer connection");
     }
-    tracing::info!(peer = from, remote = %connection.remote_address(), "incoming peer link up");
+    tracing::info!(peer = from.0, remote = %connection.remote_address(), "incoming peer link up");
     let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
     let reason = 'read: loop {
         let chunk = match recv.read_chunk(usize::MAX, true).await {
@@ -592,7 +592,7 @@ async fn serve_peer(
                         .counters
                         .protocol_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer = from, %error, "closing peer link");
+                    tracing::warn!(peer = from.0, %error, "closing peer link");
                     connection.close(CLOSE_PROTOCOL, error.to_string().as_bytes());
                     break 'read error.to_string();
                 }
@@ -607,7 +607,7 @@ async fn serve_peer(
     {
         incoming.remove(&from);
     }
-    tracing::info!(peer = from, %reason, "incoming peer link down");
+    tracing::info!(peer = from.0, %reason, "incoming peer link down");
 }
 
 /// Accepts one stream per request until the client goes away.
