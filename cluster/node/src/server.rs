@@ -12,13 +12,14 @@
 //! still has the term it was proposed in, or with a definite refusal if another leader's entry took its place.
 //! A read is answered after ReadIndex confirmed leadership and the state machine reached the read's index.
 
-use crate::config::{FsyncMode, NodeConfig};
+use crate::config::{Bug, FsyncMode, NodeConfig};
 use crate::datadir::{self, DataDirError};
+use crate::planted::{self, CasRewrite};
 use crate::protocol::{self, NodeStatus, Request, Response, PROTOCOL_VERSION};
 use crate::state::{NodeCommand, NodeOutput, NodeState};
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
-use raft::kv::KvCommand;
+use raft::kv::{KvCommand, KvOutput};
 use raft::{
     decode_message, encode_message, ConfChange, Config, EntryPayload, Instant, LogIndex,
     Membership, Mutations, NodeId, ProposeError, RawNode, ReadMode, Role, StateMachine, Term,
@@ -84,6 +85,8 @@ pub enum Exit {
 struct PendingWrite {
     term: Term,
     responder: Responder,
+    /// `non-atomic-cas`: the cas was proposed as a put after a check that found this value.
+    cas_found: Option<Option<String>>,
 }
 
 struct PendingConf {
@@ -153,10 +156,7 @@ pub async fn run(
                 message: e.to_string(),
             }
         })?;
-    let mut storage_options = StorageOptions::default();
-    if cfg.fsync == FsyncMode::Never {
-        storage_options.fsync = FsyncPolicy::Never;
-    }
+    let storage_options = storage_options(&cfg);
     datadir::create_parents(&cfg.data_dir)?;
     let recorded = datadir::check(&cfg.data_dir, cfg.id.0, cfg.cluster_id)?;
     let (store, persisted) = Store::open(&cfg.data_dir, storage_options)?;
@@ -193,6 +193,7 @@ pub async fn run(
         .collect();
     addresses.insert(cfg.id, cfg.advertise.to_string());
     let mut state = NodeState::new(10_000);
+    state.ignore_sessions = cfg.bugs.contains(&Bug::RetryDuplicates);
     if let Some(snapshot) = &persisted.snapshot {
         state
             .restore(&snapshot.data)
@@ -253,6 +254,16 @@ pub async fn run(
     let exit = server.serve(inbox, &mut shutdown).await?;
     server.transport.shutdown().await;
     Ok(exit)
+}
+
+/// The storage options of this node. The deliberate bug `no-fsync` lives here: the WAL is never fsynced, yet
+/// everything else (votes, acknowledgements) goes on as if it were, and nothing warns about it.
+pub fn storage_options(cfg: &NodeConfig) -> StorageOptions {
+    let mut options = StorageOptions::default();
+    if cfg.fsync == FsyncMode::Never || cfg.bugs.contains(&Bug::NoFsync) {
+        options.fsync = FsyncPolicy::Never;
+    }
+    options
 }
 
 fn raft_config(cfg: &NodeConfig) -> Config {
@@ -435,11 +446,41 @@ impl Server {
         let now = self.now();
         match request {
             Request::Write { client, seq, op } => {
+                let mut cas_found = None;
+                let op = if self.cfg.bugs.contains(&Bug::NonAtomicCas) {
+                    match planted::non_atomic_cas(op, &self.state.kv) {
+                        CasRewrite::Unchanged(op) => op,
+                        CasRewrite::Refused(output) => {
+                            return Self::respond(responder, &Response::Written(output))
+                        }
+                        CasRewrite::AsPut { op, found } => {
+                            cas_found = Some(found);
+                            op
+                        }
+                    }
+                } else {
+                    op
+                };
+                let early = self
+                    .cfg
+                    .bugs
+                    .contains(&Bug::EarlyAck)
+                    .then(|| planted::early_output(&op, &self.state.kv));
                 let command = NodeCommand::Kv(KvCommand { client, seq, op }).encode();
                 match self.raw.propose(command, now) {
+                    Ok((_, _)) if early.is_some() => {
+                        let output = early.expect("checked");
+                        Self::respond(responder, &Response::Written(output));
+                    }
                     Ok((index, term)) => {
-                        self.pending_writes
-                            .insert(index, PendingWrite { term, responder });
+                        self.pending_writes.insert(
+                            index,
+                            PendingWrite {
+                                term,
+                                responder,
+                                cas_found,
+                            },
+                        );
                     }
                     Err(e) => Self::respond(responder, &self.refusal(e)),
                 }
@@ -655,8 +696,14 @@ impl Server {
                     entry.index.0
                 ))
             } else {
-                match output {
-                    Some(NodeOutput::Kv(out)) => Response::Written(out),
+                match (output, pending.cas_found) {
+                    (Some(NodeOutput::Kv(KvOutput::Done)), Some(found)) => {
+                        Response::Written(KvOutput::Cas {
+                            applied: true,
+                            current: found,
+                        })
+                    }
+                    (Some(NodeOutput::Kv(out)), _) => Response::Written(out),
                     _ => Response::Invalid("the command could not be applied".into()),
                 }
             };
@@ -798,6 +845,71 @@ impl Server {
             removed: self.removed,
             removed_nodes: self.state.removed.clone(),
             probe: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn config(bugs: Vec<Bug>) -> NodeConfig {
+        FileConfig {
+            id: Some(1),
+            listen: "127.0.0.1:1".parse().ok(),
+            data_dir: Some("d".into()),
+            certs_dir: Some("c".into()),
+            peers: Some([(1, "127.0.0.1:1".parse().unwrap())].into()),
+            bugs: Some(bugs),
+            ..FileConfig::default()
+        }
+        .resolve()
+        .expect("valid")
+    }
+
+    /// The deliberate bug `no-fsync`: the same writes and hard state, made "durable" without a single fsync
+    /// (and without the warning `--fsync never` prints).
+    #[test]
+    fn no_fsync_never_fsyncs() {
+        let fsyncs = |cfg: &NodeConfig| {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut storage, _) =
+                raft_storage::Storage::open(dir.path(), storage_options(cfg)).unwrap();
+            let baseline = storage.stats().fsyncs;
+            storage
+                .append(&[raft_storage::Entry::new(1, 1, b"x".to_vec())])
+                .unwrap();
+            storage
+                .set_hard_state(&raft_storage::HardState {
+                    term: 1,
+                    voted_for: Some(1),
+                    commit: 1,
+                })
+                .unwrap();
+            storage.sync().unwrap();
+            storage.stats().fsyncs - baseline
+        };
+        assert!(fsyncs(&config(vec![])) >= 2, "the WAL and the hard state");
+        assert_eq!(fsyncs(&config(vec![Bug::NoFsync])), 0);
+        assert_eq!(
+            config(vec![Bug::NoFsync]).fsync,
+            FsyncMode::Always,
+            "nothing says fsync is off"
+        );
+    }
+
+    /// Every core bug of the catalogue reaches the core's configuration, and no other.
+    #[test]
+    fn core_bugs_reach_the_core() {
+        for row in raft::CATALOGUE {
+            let mutations = raft_config(&config(vec![row.bug])).mutations;
+            assert_eq!(
+                mutations.bugs() == vec![row.bug],
+                row.layer == raft::BugLayer::Core,
+                "{}",
+                row.name
+            );
         }
     }
 }

@@ -56,6 +56,10 @@ pub struct NodeState {
     pub removed: BTreeMap<NodeId, LogIndex>,
     /// The data-directory incarnation each joining node gave with its address.
     pub incarnations: BTreeMap<NodeId, u64>,
+    /// The deliberate bug `retry-duplicates`: apply every command, ignoring the client sessions that make a
+    /// retried command apply once. Not replicated, not in snapshots.
+    #[serde(skip)]
+    pub ignore_sessions: bool,
 }
 
 /// Why a node may not join under the id it asked for.
@@ -87,6 +91,7 @@ impl NodeState {
             seen: BTreeSet::new(),
             removed: BTreeMap::new(),
             incarnations: BTreeMap::new(),
+            ignore_sessions: false,
         }
     }
 
@@ -123,6 +128,9 @@ impl StateMachine for NodeState {
 
     fn apply(&mut self, index: LogIndex, command: &[u8]) -> NodeOutput {
         match postcard::from_bytes::<NodeCommand>(command) {
+            Ok(NodeCommand::Kv(cmd)) if self.ignore_sessions => {
+                NodeOutput::Kv(self.kv.apply_ignoring_session(index, cmd))
+            }
             Ok(NodeCommand::Kv(cmd)) => NodeOutput::Kv(self.kv.apply_command(index, cmd)),
             Ok(NodeCommand::SetAddress {
                 id,
@@ -144,7 +152,9 @@ impl StateMachine for NodeState {
     }
 
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), RestoreError> {
+        let ignore_sessions = self.ignore_sessions;
         *self = postcard::from_bytes(snapshot).map_err(|e| RestoreError(e.to_string()))?;
+        self.ignore_sessions = ignore_sessions;
         Ok(())
     }
 }
@@ -188,6 +198,44 @@ mod tests {
         restored.restore(&state.snapshot()).unwrap();
         assert_eq!(restored, state);
         assert_eq!(restored.removed.get(&NodeId(4)), Some(&LogIndex(5)));
+    }
+
+    /// The deliberate bug `retry-duplicates`: a retried cas (same session and sequence number) is applied
+    /// again and answered differently; without the bug the retry gets the first answer.
+    #[test]
+    fn retry_duplicates_applies_a_retry_twice() {
+        let cas = NodeCommand::Kv(KvCommand {
+            client: 7,
+            seq: 1,
+            op: KvOp::Cas {
+                key: "k".into(),
+                expected: None,
+                new: "v".into(),
+            },
+        })
+        .encode();
+        let first = NodeOutput::Kv(KvOutput::Cas {
+            applied: true,
+            current: None,
+        });
+        let mut correct = NodeState::new(16);
+        assert_eq!(correct.apply(LogIndex(1), &cas), first);
+        assert_eq!(
+            correct.apply(LogIndex(2), &cas),
+            first,
+            "a retry gets the first answer"
+        );
+        let mut buggy = NodeState::new(16);
+        buggy.ignore_sessions = true;
+        assert_eq!(buggy.apply(LogIndex(1), &cas), first);
+        assert_eq!(
+            buggy.apply(LogIndex(2), &cas),
+            NodeOutput::Kv(KvOutput::Cas {
+                applied: false,
+                current: Some("v".into())
+            }),
+            "the retry was applied again"
+        );
     }
 
     #[test]

@@ -531,3 +531,58 @@ fn files_in(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Starts 3 nodes with `extra` arguments, writes once, kills both followers, and returns what a write to the
+/// leader alone gives within 1.5 s.
+async fn write_without_a_majority(extra: &[&str]) -> (Outcome<()>, Vec<String>, String) {
+    let mut cluster = LocalCluster::prepare(BINARY.as_ref(), 3, 3);
+    cluster.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    for id in 1..=3 {
+        cluster.spawn(id, None);
+    }
+    let leader = cluster.wait_leader(&[1, 2, 3]).await;
+    let endpoint = cluster.endpoint();
+    let bugs = cluster
+        .status(&endpoint, leader)
+        .await
+        .expect("leader")
+        .bugs;
+    let mut client = cluster.client(&[leader]);
+    put_ok(&mut client, "before", "x").await;
+    for id in (1..=3).filter(|&i| i != leader) {
+        cluster.kill(id);
+    }
+    let mut lonely = Client::connect(
+        &cluster.addr_list(&[leader]),
+        &cluster.certs,
+        "test",
+        ClientOptions {
+            request_timeout: Duration::from_millis(1500),
+            ..ClientOptions::default()
+        },
+    )
+    .expect("client");
+    let outcome = lonely.put("k", "v").await;
+    let log = std::fs::read_to_string(cluster.log_path(leader)).expect("log");
+    (outcome, bugs, log)
+}
+
+/// `--bug early-ack` really acknowledges writes no majority has (and is repeatable, shown in status and the
+/// log); the same cluster without it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_ack_acknowledges_a_write_no_majority_has() {
+    let (outcome, bugs, log) =
+        write_without_a_majority(&["--bug", "early-ack", "--bug", "no-fsync"]).await;
+    assert_eq!(outcome, Outcome::Ok(()), "early-ack acknowledged at once");
+    assert_eq!(bugs, vec!["no-fsync".to_string(), "early-ack".to_string()]);
+    assert!(
+        log.contains("deliberate bug switched on") && log.contains("early-ack"),
+        "{log}"
+    );
+    let (outcome, bugs, _) = write_without_a_majority(&[]).await;
+    assert!(
+        !matches!(outcome, Outcome::Ok(())),
+        "without the bug a write needs a majority: {outcome:?}"
+    );
+    assert!(bugs.is_empty());
+}
