@@ -125,6 +125,20 @@ pub struct NodeStatus {
     pub removed_nodes: BTreeMap<NodeId, LogIndex>,
     /// The term of the entry at the requested probe index: `Some(None)` if this node does not hold it.
     pub probe: Option<(LogIndex, Option<Term>)>,
+    /// What the key/value state machine holds, so a tool can check that every node's applied state agrees.
+    pub applied_state: AppliedState,
+}
+
+/// A node's applied key/value state, summarised.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// The log index the state reflects (everything up to it applied, nothing after).
+    pub index: LogIndex,
+    /// A digest of every key and value (see `NodeState::kv_digest`), as 16 hex digits: two nodes at the same
+    /// index must show the same digest.
+    pub digest: String,
+    /// How many keys it holds.
+    pub keys: u64,
 }
 
 impl NodeStatus {

@@ -15,7 +15,7 @@
 use crate::config::{Bug, FsyncMode, NodeConfig};
 use crate::datadir::{self, DataDirError};
 use crate::planted::{self, CasRewrite};
-use crate::protocol::{self, NodeStatus, Request, Response, PROTOCOL_VERSION};
+use crate::protocol::{self, AppliedState, NodeStatus, Request, Response, PROTOCOL_VERSION};
 use crate::state::{NodeCommand, NodeOutput, NodeState};
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
@@ -845,6 +845,11 @@ impl Server {
             removed: self.removed,
             removed_nodes: self.state.removed.clone(),
             probe: None,
+            applied_state: AppliedState {
+                index: self.raw.log().applied(),
+                digest: format!("{:016x}", self.state.kv_digest()),
+                keys: self.state.kv.len() as u64,
+            },
         }
     }
 }

@@ -50,6 +50,9 @@ pub struct ClusterSummary {
     pub agreement_index: u64,
     /// Nodes asked that are not in the configuration: removed (at a known index) or unknown.
     pub non_members: Vec<NonMember>,
+    /// Whether the members that applied the same log index hold the same key/value state (equal digests);
+    /// `None` when no two members are at the same applied index.
+    pub states_agree: Option<bool>,
 }
 
 fn unix_ms() -> u64 {
@@ -194,6 +197,16 @@ pub fn summarize(reports: &[NodeReport]) -> ClusterSummary {
         Some(known.windows(2).all(|w| w[0] == w[1]))
     };
     let strays_up = non_members.iter().any(|n| n.up);
+    let mut by_index: std::collections::BTreeMap<LogIndex, Vec<&str>> = Default::default();
+    for s in &up {
+        by_index
+            .entry(s.applied_state.index)
+            .or_default()
+            .push(&s.applied_state.digest);
+    }
+    let shared: Vec<&Vec<&str>> = by_index.values().filter(|d| d.len() > 1).collect();
+    let states_agree =
+        (!shared.is_empty()).then(|| shared.iter().all(|d| d.windows(2).all(|w| w[0] == w[1])));
     ClusterSummary {
         up: up.len(),
         asked: reports.len(),
@@ -207,6 +220,7 @@ pub fn summarize(reports: &[NodeReport]) -> ClusterSummary {
         logs_agree,
         agreement_index,
         non_members,
+        states_agree,
     }
 }
 
@@ -215,7 +229,7 @@ pub fn render(reports: &[NodeReport], summary: &ClusterSummary) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:<22} {:>4} {:<14} {:>6} {:>6} {:>8} {:>8} {:>10} {:>9} {:>10}  voters/learners",
+        "{:<22} {:>4} {:<14} {:>6} {:>6} {:>8} {:>8} {:>8} {:>10} {:>9} {:>10}  voters/learners",
         "address",
         "id",
         "role",
@@ -223,6 +237,7 @@ pub fn render(reports: &[NodeReport], summary: &ClusterSummary) -> String {
         "leader",
         "commit",
         "applied",
+        "digest",
         "last(i/t)",
         "uptime",
         "clock"
@@ -266,14 +281,15 @@ pub fn render(reports: &[NodeReport], summary: &ClusterSummary) -> String {
                 };
                 let _ = writeln!(
                     out,
-                    "{:<22} {:>4} {:<14} {:>6} {:>6} {:>8} {:>8} {:>10} {:>8}s {:>+9}ms  {members}{bugs}",
+                    "{:<22} {:>4} {:<14} {:>6} {:>6} {:>8} {:>8} {:>8} {:>10} {:>8}s {:>+9}ms  {members}{bugs}",
                     r.addr.to_string(),
                     s.raft.id.0,
                     role,
                     s.raft.term.0,
                     s.raft.leader.map_or("-".to_string(), |l| l.0.to_string()),
                     s.raft.commit.0,
-                    s.raft.applied.0,
+                    s.applied_state.index.0,
+                    s.applied_state.digest.get(..8).unwrap_or(&s.applied_state.digest),
                     format!("{}/{}", s.raft.last_index.0, s.raft.last_term.0),
                     s.uptime_ms / 1000,
                     offset_ms,
@@ -306,9 +322,14 @@ pub fn render(reports: &[NodeReport], summary: &ClusterSummary) -> String {
         None => "log agreement unknown".to_string(),
     };
     let members_asked = summary.asked - summary.non_members.len();
+    let states = match summary.states_agree {
+        Some(true) => "applied states agree",
+        Some(false) => "APPLIED STATES DIFFER at the same index",
+        None => "applied states not comparable (no two at the same index)",
+    };
     let _ = writeln!(
         out,
-        "\n{}/{} members up; {}; leader: {leader}; {agree}",
+        "\n{}/{} members up; {}; leader: {leader}; {agree}; {states}",
         summary.up, members_asked, summary.state
     );
     for n in summary.non_members.iter().filter(|n| n.up) {
@@ -359,6 +380,11 @@ mod tests {
             removed: false,
             removed_nodes: BTreeMap::from([(NodeId(2), LogIndex(12))]),
             probe: None,
+            applied_state: crate::protocol::AppliedState {
+                index: LogIndex(20),
+                digest: "00112233aabbccdd".into(),
+                keys: 3,
+            },
         }
     }
 
@@ -415,5 +441,33 @@ mod tests {
         assert_eq!(summary.state, "non-members-up");
         assert_eq!(summary.non_members[0].removed_at, None);
         assert!(render(&reports, &summary).contains("NOT-A-MEMBER"));
+    }
+
+    /// Issue 16: members at the same applied index must hold the same state; one that differs is reported.
+    #[test]
+    fn applied_states_are_compared_at_equal_indexes() {
+        let members = [1, 2, 3];
+        let mut reports: Vec<NodeReport> = (1..=3)
+            .map(|i| {
+                let role = if i == 1 { Role::Leader } else { Role::Follower };
+                let mut status = node(i, role, Some(1), &members);
+                status.removed_nodes.clear();
+                report(i, Ok(status))
+            })
+            .collect();
+        let summary = summarize(&reports);
+        assert_eq!(summary.states_agree, Some(true));
+        assert!(render(&reports, &summary).contains("applied states agree"));
+        if let Ok(s) = &mut reports[2].status {
+            s.applied_state.digest = "ffffffffffffffff".into();
+        }
+        let summary = summarize(&reports);
+        assert_eq!(summary.states_agree, Some(false));
+        assert!(render(&reports, &summary).contains("APPLIED STATES DIFFER"));
+        // At another index it is not comparable with the others, which still agree with each other.
+        if let Ok(s) = &mut reports[2].status {
+            s.applied_state.index = LogIndex(21);
+        }
+        assert_eq!(summarize(&reports).states_agree, Some(true));
     }
 }

@@ -97,6 +97,30 @@ async fn leader_crash_new_leader_and_catch_up() {
             Some(format!("v{i}"))
         );
     }
+    // Issue 16: at the end every node has applied the same index and reports the same state digest (one
+    // caught up by snapshot, one by log, one wrote it).
+    let give_up = Instant::now() + GUARD;
+    let states = loop {
+        let mut states = Vec::new();
+        for id in 1..=3 {
+            if let Some(s) = cluster.status(&endpoint, id).await {
+                states.push(s.applied_state);
+            }
+        }
+        if states.len() == 3 && states.iter().all(|s| s.index == states[0].index) {
+            break states;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "applied indexes never met: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        states.iter().all(|s| s.digest == states[0].digest),
+        "{states:?}"
+    );
+    assert_eq!(states[0].keys, 130, "{states:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
