@@ -4,8 +4,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// A node's id, as raft-transport and raft-node number nodes.
-pub type NodeId = u64;
+/// A node's id: the Raft core's type, which raft-transport and raft-node use too (serialised as a bare number).
+pub use raft::NodeId;
 
 /// A label for a group of clients that reach nodes through client relays (the runner picks the numbers).
 pub type ClientId = u64;
@@ -27,7 +27,7 @@ impl Endpoint {
     /// unlike `Hash`).
     pub(crate) fn seed_words(self) -> [u64; 2] {
         match self {
-            Endpoint::Node(id) => [1, id],
+            Endpoint::Node(id) => [1, id.0],
             Endpoint::Client(id) => [2, id],
         }
     }
@@ -39,10 +39,17 @@ impl From<NodeId> for Endpoint {
     }
 }
 
+/// A bare number names a node (as it did before nodes had their own type), so `faults.set(1, 2, ...)` works.
+impl From<u64> for Endpoint {
+    fn from(id: u64) -> Endpoint {
+        Endpoint::Node(NodeId(id))
+    }
+}
+
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Endpoint::Node(id) => write!(f, "node {id}"),
+            Endpoint::Node(id) => write!(f, "node {}", id.0),
             Endpoint::Client(id) => write!(f, "client {id}"),
         }
     }
@@ -88,7 +95,7 @@ mod tests {
     #[test]
     fn links_are_directed_and_print_readably() {
         let link = Link::new(1, Endpoint::Client(7));
-        assert_eq!(link.from, Endpoint::Node(1));
+        assert_eq!(link.from, Endpoint::Node(NodeId(1)));
         assert_eq!(link.reversed(), Link::new(Endpoint::Client(7), 1));
         assert_ne!(link, link.reversed());
         assert_eq!(link.to_string(), "node 1 -> client 7");
@@ -97,7 +104,7 @@ mod tests {
     #[test]
     fn seed_words_tell_nodes_from_clients() {
         assert_ne!(
-            Endpoint::Node(3).seed_words(),
+            Endpoint::Node(NodeId(3)).seed_words(),
             Endpoint::Client(3).seed_words()
         );
     }

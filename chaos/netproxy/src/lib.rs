@@ -23,21 +23,21 @@
 //! ```
 //! use std::net::SocketAddr;
 //! use std::time::Duration;
-//! use netproxy::{LinkFault, MeshConfig, RateLimit, RelayConfig, RelayMesh};
+//! use netproxy::{LinkFault, MeshConfig, NodeId, RateLimit, RelayConfig, RelayMesh};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let seed = 42; // printed at the start of the run and stored with it
-//! let nodes: [(u64, SocketAddr); 3] = [
-//!     (1, "127.0.0.1:7001".parse()?),
-//!     (2, "127.0.0.1:7002".parse()?),
-//!     (3, "127.0.0.1:7003".parse()?),
+//! let nodes: [(NodeId, SocketAddr); 3] = [
+//!     (NodeId(1), "127.0.0.1:7001".parse()?),
+//!     (NodeId(2), "127.0.0.1:7002".parse()?),
+//!     (NodeId(3), "127.0.0.1:7003".parse()?),
 //! ];
 //! let config = MeshConfig { relay: RelayConfig { seed, ..RelayConfig::default() }, ..MeshConfig::default() };
 //! let mesh = RelayMesh::start(&nodes, config)?;
 //! // Node 1 is configured to reach its peers at these addresses instead of their real ones.
 //! let peers_of_1 = mesh.peer_addrs(1);
-//! assert_eq!(peers_of_1[&2], mesh.addr_for(1, 2).unwrap());
+//! assert_eq!(peers_of_1[&NodeId(2)], mesh.addr_for(1, 2).unwrap());
 //!
 //! // The nemesis changes faults while the nodes run.
 //! let faults = mesh.faults();

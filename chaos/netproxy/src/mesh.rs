@@ -49,8 +49,8 @@ impl RelayMesh {
     /// # Panics
     /// Outside a tokio runtime: the relays register their sockets with, and spawn their tasks on, the
     /// caller's.
-    pub fn start(
-        nodes: &[(NodeId, SocketAddr)],
+    pub fn start<I: Into<NodeId> + Copy>(
+        nodes: &[(I, SocketAddr)],
         config: MeshConfig,
     ) -> Result<RelayMesh, RelayError> {
         let mut mesh = RelayMesh::empty(Arc::new(FaultTable::new()), config)?;
@@ -73,7 +73,8 @@ impl RelayMesh {
     }
 
     /// Adds a node (a cluster member joining): starts the relays between it and every node already in.
-    pub fn add_node(&mut self, id: NodeId, addr: SocketAddr) -> Result<(), RelayError> {
+    pub fn add_node(&mut self, id: impl Into<NodeId>, addr: SocketAddr) -> Result<(), RelayError> {
+        let id = id.into();
         if self.nodes.contains_key(&id) {
             return Err(RelayError::DuplicateNode(id));
         }
@@ -96,8 +97,9 @@ impl RelayMesh {
     pub fn add_client_relay(
         &mut self,
         client: ClientId,
-        node: NodeId,
+        node: impl Into<NodeId>,
     ) -> Result<SocketAddr, RelayError> {
+        let node = node.into();
         if let Some(relay) = self.client_relays.get(&(client, node)) {
             return Ok(relay.local_addr());
         }
@@ -124,22 +126,25 @@ impl RelayMesh {
     }
 
     /// The address node `from` must use to reach node `to` (the relay R(from, to)).
-    pub fn addr_for(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
-        self.peer_relays.get(&(from, to)).map(Relay::local_addr)
+    pub fn addr_for(&self, from: impl Into<NodeId>, to: impl Into<NodeId>) -> Option<SocketAddr> {
+        self.peer_relays
+            .get(&(from.into(), to.into()))
+            .map(Relay::local_addr)
     }
 
     /// Every peer of `node` with the address `node` must use for it.
-    pub fn peer_addrs(&self, node: NodeId) -> BTreeMap<NodeId, SocketAddr> {
+    pub fn peer_addrs(&self, node: impl Into<NodeId>) -> BTreeMap<NodeId, SocketAddr> {
+        let node = node.into();
         self.peer_relays
-            .range((node, NodeId::MIN)..=(node, NodeId::MAX))
+            .range((node, NodeId(u64::MIN))..=(node, NodeId(u64::MAX)))
             .map(|(&(_, to), relay)| (to, relay.local_addr()))
             .collect()
     }
 
     /// The address of the client relay of `client` in front of `node`, if one was added.
-    pub fn client_addr(&self, client: ClientId, node: NodeId) -> Option<SocketAddr> {
+    pub fn client_addr(&self, client: ClientId, node: impl Into<NodeId>) -> Option<SocketAddr> {
         self.client_relays
-            .get(&(client, node))
+            .get(&(client, node.into()))
             .map(Relay::local_addr)
     }
 
@@ -154,7 +159,8 @@ impl RelayMesh {
     }
 
     /// Cuts `node` off from every other node of the mesh, both ways (clients unaffected).
-    pub fn isolate(&self, node: NodeId) {
+    pub fn isolate(&self, node: impl Into<NodeId>) {
+        let node = node.into();
         for &other in self.nodes.keys().filter(|&&other| other != node) {
             self.table.partition(node, other);
         }
@@ -162,12 +168,12 @@ impl RelayMesh {
 
     /// Splits the nodes into groups that cannot reach each other, both ways; nodes in no group keep their
     /// links as they are.
-    pub fn partition_groups(&self, groups: &[&[NodeId]]) {
+    pub fn partition_groups<I: Into<NodeId> + Copy>(&self, groups: &[&[I]]) {
         for (g, group) in groups.iter().enumerate() {
             for other in &groups[g + 1..] {
                 for &a in group.iter() {
                     for &b in other.iter() {
-                        self.table.partition(a, b);
+                        self.table.partition(a.into(), b.into());
                     }
                 }
             }

@@ -146,10 +146,10 @@ pub enum RelayError {
         source: io::Error,
     },
     /// A node was added to a mesh twice.
-    #[error("node {0} is already in the mesh")]
+    #[error("node {} is already in the mesh", .0.0)]
     DuplicateNode(NodeId),
     /// A relay was asked for a node the mesh does not know.
-    #[error("node {0} is not in the mesh")]
+    #[error("node {} is not in the mesh", .0.0)]
     UnknownNode(NodeId),
 }
 

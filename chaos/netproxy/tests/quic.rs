@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use netproxy::{MeshConfig, RelayConfig, RelayMesh};
+use netproxy::{MeshConfig, NodeId, RelayConfig, RelayMesh};
 use raft_transport::{
     generate_cluster_certs, CertValidity, ClusterCertSpec, Credentials, Inbox, NodeSpec, PeerFrame,
     PeerIdentity, Transport, TransportConfig,
@@ -26,7 +26,7 @@ async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 /// Sends `payload` from `from` to `to` every 50 ms until `inbox` gets a frame; returns it.
 async fn deliver(
     from: &Transport,
-    to: u64,
+    to: NodeId,
     inbox: &mut Inbox,
     payload: &'static [u8],
 ) -> PeerFrame {
@@ -50,7 +50,7 @@ async fn quic_peers_talk_through_relays_a_partition_stops_them_and_heal_resumes(
         nodes: [1, 2]
             .iter()
             .map(|&id| NodeSpec {
-                id,
+                id: NodeId(id),
                 addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             })
             .collect(),
@@ -69,7 +69,7 @@ async fn quic_peers_talk_through_relays_a_partition_stops_them_and_heal_resumes(
         ..TransportConfig::default()
     };
     let bind = |id| {
-        let credentials = Credentials::load(certs.path(), &PeerIdentity::Node(id)).unwrap();
+        let credentials = Credentials::load(certs.path(), &PeerIdentity::Node(NodeId(id))).unwrap();
         Transport::bind(
             SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
             &credentials,
@@ -88,20 +88,23 @@ async fn quic_peers_talk_through_relays_a_partition_stops_them_and_heal_resumes(
         ..MeshConfig::default()
     };
     let mesh = RelayMesh::start(&[(1, a.local_addr()), (2, b.local_addr())], mesh_config).unwrap();
-    a.add_peer(2, mesh.addr_for(1, 2).unwrap());
-    b.add_peer(1, mesh.addr_for(2, 1).unwrap());
+    a.add_peer(NodeId(2), mesh.addr_for(1, 2).unwrap());
+    b.add_peer(NodeId(1), mesh.addr_for(2, 1).unwrap());
 
-    let hello = deliver(&a, 2, &mut b_inbox, b"hello").await;
-    assert_eq!(hello.from, 1, "authenticated through the relay");
-    assert_eq!(deliver(&b, 1, &mut a_inbox, b"hi").await.from, 2);
+    let hello = deliver(&a, NodeId(2), &mut b_inbox, b"hello").await;
+    assert_eq!(hello.from, NodeId(1), "authenticated through the relay");
+    assert_eq!(
+        deliver(&b, NodeId(1), &mut a_inbox, b"hi").await.from,
+        NodeId(2)
+    );
     while b_inbox.frames.try_recv().is_ok() {}
     while a_inbox.frames.try_recv().is_ok() {}
 
     let faults = mesh.faults().clone();
     faults.partition(1, 2);
-    a.send(2, Bytes::from_static(b"during")).unwrap();
+    a.send(NodeId(2), Bytes::from_static(b"during")).unwrap();
     wait_until("the partition kills both connections", || {
-        !a.stats().peers[&2].connected && !b.stats().peers[&1].connected
+        !a.stats().peers[&NodeId(2)].connected && !b.stats().peers[&NodeId(1)].connected
     })
     .await;
     assert!(
@@ -112,14 +115,19 @@ async fn quic_peers_talk_through_relays_a_partition_stops_them_and_heal_resumes(
     assert!(faults.counters(2, 1).dropped.partition > 0);
 
     faults.clear_all();
-    let frame = deliver(&a, 2, &mut b_inbox, b"healed").await;
-    assert_eq!(frame.from, 1);
+    let frame = deliver(&a, NodeId(2), &mut b_inbox, b"healed").await;
+    assert_eq!(frame.from, NodeId(1));
     assert!(
         [&b"during"[..], b"healed"].contains(&frame.payload.as_ref()),
         "{frame:?}"
     );
-    assert_eq!(deliver(&b, 1, &mut a_inbox, b"healed too").await.from, 2);
-    assert!(a.stats().peers[&2].connects >= 2, "reconnected");
+    assert_eq!(
+        deliver(&b, NodeId(1), &mut a_inbox, b"healed too")
+            .await
+            .from,
+        NodeId(2)
+    );
+    assert!(a.stats().peers[&NodeId(2)].connects >= 2, "reconnected");
     for (link, counters) in mesh.counters() {
         assert!(counters.forwarded > 0, "{link}: {counters:?}");
         assert_eq!(counters.dropped.total(), counters.dropped.partition);

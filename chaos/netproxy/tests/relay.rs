@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use netproxy::{
-    DropCause, Endpoint, FaultTable, LinkCounters, LinkFault, MeshConfig, RateLimit, Relay,
+    DropCause, Endpoint, FaultTable, LinkCounters, LinkFault, MeshConfig, NodeId, RateLimit, Relay,
     RelayConfig, RelayError, RelayMesh, RelaySpec,
 };
 use tokio::net::UdpSocket;
@@ -107,14 +107,14 @@ fn client_relay(table: &Arc<FaultTable>, target: SocketAddr, config: &RelayConfi
     let spec = RelaySpec {
         listen: any_port(),
         downstream: Endpoint::Client(1),
-        upstream: Endpoint::Node(2),
+        upstream: Endpoint::Node(NodeId(2)),
         upstream_addr: target,
     };
     Relay::start(spec, table.clone(), config).expect("relay")
 }
 
 const CLIENT: Endpoint = Endpoint::Client(1);
-const NODE: Endpoint = Endpoint::Node(2);
+const NODE: Endpoint = Endpoint::Node(NodeId(2));
 
 /// Sends `count` datagrams of `len` bytes (the first 4 bytes number them), waiting every few packets until
 /// the relay has taken them in, so no datagram is lost to a full socket buffer before the relay sees it.
@@ -562,8 +562,11 @@ async fn mesh_addresses_client_relays_and_errors() {
     assert_eq!(mesh.addr_for(1, 1), None);
     assert_eq!(mesh.addr_for(1, 9), None);
     let peers = mesh.peer_addrs(2);
-    assert_eq!(peers.keys().copied().collect::<Vec<_>>(), vec![1, 3]);
-    assert_eq!(peers[&1], mesh.addr_for(2, 1).unwrap());
+    assert_eq!(
+        peers.keys().copied().collect::<Vec<_>>(),
+        vec![NodeId(1), NodeId(3)]
+    );
+    assert_eq!(peers[&NodeId(1)], mesh.addr_for(2, 1).unwrap());
     let all: BTreeSet<SocketAddr> = [1, 2, 3]
         .iter()
         .flat_map(|&i| mesh.peer_addrs(i).into_values())
@@ -571,11 +574,11 @@ async fn mesh_addresses_client_relays_and_errors() {
     assert_eq!(all.len(), 6, "one relay per ordered pair");
     assert!(matches!(
         mesh.add_node(2, any_port()),
-        Err(RelayError::DuplicateNode(2))
+        Err(RelayError::DuplicateNode(NodeId(2)))
     ));
     assert!(matches!(
         mesh.add_client_relay(7, 9),
-        Err(RelayError::UnknownNode(9))
+        Err(RelayError::UnknownNode(NodeId(9)))
     ));
 
     // Two clients share the client relay in front of node 1, each with its own replies.

@@ -299,6 +299,9 @@ impl Client {
         let deadline = Instant::now() + self.options.request_timeout;
         let payload = Bytes::from(protocol::encode(PROTOCOL_VERSION, &request));
         let mut uncertain: Option<String> = None;
+        // The last reason a node gave for not taking the request (a refused certificate, another cluster id...):
+        // when no leader answers in time, it is usually the real cause.
+        let mut last_refusal: Option<String> = None;
         let mut target = self.leader.unwrap_or(0);
         let mut tried = 0usize;
         loop {
@@ -306,10 +309,16 @@ impl Client {
             if now >= deadline {
                 return match uncertain {
                     Some(e) => Outcome::Unknown(e),
-                    None => Outcome::Fail(format!(
-                        "no leader answered within {:?}",
-                        self.options.request_timeout
-                    )),
+                    None => Outcome::Fail(match &last_refusal {
+                        Some(why) => format!(
+                            "no leader answered within {:?}; last error: {why}",
+                            self.options.request_timeout
+                        ),
+                        None => format!(
+                            "no leader answered within {:?}",
+                            self.options.request_timeout
+                        ),
+                    }),
                 };
             }
             let attempt = self.options.attempt_timeout.min(deadline - now);
@@ -362,6 +371,17 @@ impl Client {
                 },
                 Err(e) if e.is_definite() => {
                     // Not sent, or refused before processing: try another node.
+                    // A timeout cut short by the call's own deadline says less than a refusal seen before it.
+                    let timed_out = matches!(
+                        e,
+                        raft_transport::RequestError::NotSent {
+                            reason: raft_transport::NotSentReason::Timeout { .. },
+                            ..
+                        }
+                    );
+                    if !timed_out || last_refusal.is_none() {
+                        last_refusal = Some(e.to_string());
+                    }
                     self.leader = None;
                     target = (target + 1) % self.sessions.len();
                     if tried % self.sessions.len() == 0 {

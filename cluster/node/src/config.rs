@@ -7,30 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A deliberate bug, for showing that the chaos tool catches real ones. Never use outside such a test.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Bug {
-    /// Any node answers reads from its local state, without ReadIndex.
-    StaleRead,
-}
-
-impl Bug {
-    /// Parses a `--bug` value.
-    pub fn parse(s: &str) -> Result<Bug, String> {
-        match s {
-            "stale-read" => Ok(Bug::StaleRead),
-            other => Err(format!("unknown bug {other:?} (known: stale-read)")),
-        }
-    }
-
-    /// The name used on the command line.
-    pub fn name(self) -> &'static str {
-        match self {
-            Bug::StaleRead => "stale-read",
-        }
-    }
-}
+/// A deliberate bug, for showing that the chaos tool catches real ones: the one catalogue of
+/// [`raft::bugs`], whose names `--bug` takes. Never use outside such a test.
+pub use raft::Bug;
 
 /// When the write-ahead log is fsynced.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize)]
@@ -79,7 +58,7 @@ pub struct FileConfig {
     pub fsync: Option<FsyncMode>,
     /// Take a snapshot after this many applied entries (default 10000).
     pub snapshot_interval_entries: Option<u64>,
-    /// Deliberate bugs.
+    /// Deliberate bugs (names of the catalogue in `raft::bugs`, e.g. "stale-read").
     pub bugs: Option<Vec<Bug>>,
     /// Cluster id mixed into hellos, so two clusters sharing a CA do not talk (default 1).
     pub cluster_id: Option<u64>,
@@ -244,7 +223,12 @@ impl FileConfig {
             election_timeout_policy,
             fsync: self.fsync.unwrap_or(FsyncMode::Always),
             snapshot_interval_entries,
-            bugs: self.bugs.unwrap_or_default(),
+            bugs: {
+                let mut bugs = self.bugs.unwrap_or_default();
+                bugs.sort_unstable();
+                bugs.dedup();
+                bugs
+            },
             cluster_id: self.cluster_id.unwrap_or(1),
         })
     }

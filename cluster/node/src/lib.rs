@@ -11,7 +11,9 @@
 
 pub mod client;
 pub mod config;
+pub mod datadir;
 pub mod local;
+pub mod planted;
 pub mod protocol;
 pub mod server;
 pub mod state;

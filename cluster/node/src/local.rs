@@ -40,7 +40,7 @@ pub fn make_certs(dir: &Path, nodes: &[u64], ca_name: &str) {
         nodes: nodes
             .iter()
             .map(|&id| NodeSpec {
-                id,
+                id: raft::NodeId(id),
                 addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
             })
             .collect(),
@@ -70,7 +70,7 @@ pub struct LocalCluster {
     /// Snapshot every this many entries (small by default, so tests exercise snapshots).
     pub snapshot_interval_entries: u64,
     /// Per node, the address it must use for each peer (default: the peer's own address), e.g. a relay.
-    pub peer_routes: BTreeMap<u64, BTreeMap<u64, SocketAddr>>,
+    pub peer_routes: BTreeMap<u64, BTreeMap<raft::NodeId, SocketAddr>>,
     /// Per node, extra environment variables (e.g. a clock shim's LD_PRELOAD).
     pub envs: BTreeMap<u64, Vec<(String, String)>>,
 }
@@ -156,7 +156,7 @@ impl LocalCluster {
                     let route = self
                         .peer_routes
                         .get(&id)
-                        .and_then(|r| r.get(peer))
+                        .and_then(|r| r.get(&raft::NodeId(*peer)))
                         .unwrap_or(&self.addrs[peer]);
                     cmd.arg("--peer").arg(format!("{peer}={route}"));
                 }

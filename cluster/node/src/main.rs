@@ -34,6 +34,10 @@ struct Cli {
 enum Command {
     /// Run a node.
     ///
+    /// Exit status: 0 stopped by SIGTERM or SIGINT; 1 stopped by an error (bad data directory, port in use,
+    /// join refused...); 2 bad arguments or configuration; 5 this node was removed from the cluster (it applied
+    /// its removal, or a member said so when it came back), its data directory left as it was.
+    ///
     /// Example: raft-node run --id 1 --listen 127.0.0.1:7001 --data-dir data/n1 --certs certs
     ///   --peer 1=127.0.0.1:7001 --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003
     Run(Box<RunArgs>),
@@ -46,6 +50,10 @@ enum Command {
     /// Example: raft-node status --certs certs 127.0.0.1:7001 127.0.0.1:7002 127.0.0.1:7003
     Status(StatusArgs),
     /// Read or write keys: get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED|- NEW.
+    ///
+    /// `get` prints the value alone on stdout. Exit status: 0 done; 1 definitely not done (refused, no leader
+    /// in time, cas found another value); 2 bad arguments or certificates; 3 unknown outcome (it may have
+    /// happened); 4 `get` found no such key.
     ///
     /// Example: raft-node kv --certs certs --node 127.0.0.1:7001 put greeting hello
     Kv(KvArgs),
@@ -103,8 +111,10 @@ struct RunArgs {
     /// Take a snapshot every N applied entries.
     #[arg(long)]
     snapshot_interval_entries: Option<u64>,
-    /// Switch on a deliberate bug (stale-read) to test the chaos tool. Never in production.
-    #[arg(long = "bug", value_parser = Bug::parse)]
+    /// Switch on a deliberate bug to test the chaos tool (repeatable; off by default). Never in production.
+    /// One of: stale-read, unconfirmed-leader-read, lease-no-drift, forget-vote, no-fsync, commit-old-term,
+    /// no-truncate, early-ack, retry-duplicates, no-election-restriction, non-atomic-cas, config-before-commit.
+    #[arg(long = "bug", value_parser = parse_bug)]
     bugs: Vec<Bug>,
     /// Cluster id (must match the other nodes and clients).
     #[arg(long)]
@@ -192,6 +202,10 @@ fn parse_peer(s: &str) -> Result<(u64, SocketAddr), String> {
     Ok((id, addr))
 }
 
+fn parse_bug(s: &str) -> Result<Bug, String> {
+    Bug::parse(s).map_err(|e| e.to_string())
+}
+
 fn parse_fsync(s: &str) -> Result<FsyncMode, String> {
     match s {
         "always" => Ok(FsyncMode::Always),
@@ -203,8 +217,10 @@ fn parse_fsync(s: &str) -> Result<FsyncMode, String> {
 fn init_logs(json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // Colour codes only on a terminal: a log file or a pipe gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         builder.json().init();
@@ -224,7 +240,7 @@ fn main() -> ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::from(1);
+            return ExitCode::from(exit::FAIL);
         }
     };
     let result = runtime.block_on(async move {
@@ -241,7 +257,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(exit::USAGE)
         }
     }
 }
@@ -288,11 +304,12 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
         let _ = stop_tx.send(true);
     });
     match server::run(cfg, stop_rx).await {
-        Ok(Exit::Shutdown) | Ok(Exit::Removed) => Ok(ExitCode::SUCCESS),
+        Ok(Exit::Shutdown) => Ok(ExitCode::SUCCESS),
+        Ok(Exit::Removed) => Ok(ExitCode::from(exit::REMOVED)),
         Err(e) => {
             tracing::error!(error = %e, "node stopped");
             eprintln!("error: {e}");
-            Ok(ExitCode::from(1))
+            Ok(ExitCode::from(exit::FAIL))
         }
     }
 }
@@ -309,7 +326,7 @@ fn certs(args: CertsArgs) -> Result<()> {
         .nodes
         .iter()
         .map(|(id, addr)| NodeSpec {
-            id: *id,
+            id: raft::NodeId(*id),
             addrs: vec![addr.ip()],
         })
         .collect();
@@ -387,7 +404,7 @@ async fn status_cmd(args: StatusArgs) -> Result<ExitCode> {
     }
     endpoint.close().await;
     Ok(if summary.up == 0 {
-        ExitCode::from(1)
+        ExitCode::from(exit::FAIL)
     } else {
         ExitCode::SUCCESS
     })
@@ -407,33 +424,74 @@ fn client(args: &ClientArgs, nodes: &[SocketAddr]) -> Result<Client> {
     )?)
 }
 
-fn report<T: std::fmt::Debug>(outcome: Outcome<T>) -> ExitCode {
+/// Exit statuses of the subcommands (also listed in `--help` and the README).
+mod exit {
+    /// Done; for `kv get`, the value was printed.
+    pub const OK: u8 = 0;
+    /// The operation definitely did not happen (refused, no leader in time, cas mismatch); `run`: the node
+    /// stopped with an error.
+    pub const FAIL: u8 = 1;
+    /// Bad arguments, configuration or certificates.
+    pub const USAGE: u8 = 2;
+    /// The operation may or may not have happened (timeout after sending).
+    pub const UNKNOWN: u8 = 3;
+    /// `kv get`: the key does not exist.
+    pub const NOT_FOUND: u8 = 4;
+    /// `run`: this node was removed from the cluster (its data directory is left as it was).
+    pub const REMOVED: u8 = 5;
+}
+
+/// Prints the outcome of a call whose success prints `ok` (or what `on_ok` says) and returns the exit status.
+fn report<T>(outcome: Outcome<T>, on_ok: impl FnOnce(T) -> (String, u8)) -> ExitCode {
     match outcome {
         Outcome::Ok(v) => {
-            println!("ok {v:?}");
-            ExitCode::SUCCESS
+            let (text, code) = on_ok(v);
+            if code == exit::OK {
+                println!("{text}");
+            } else {
+                eprintln!("{text}");
+            }
+            ExitCode::from(code)
         }
         Outcome::Fail(e) => {
-            println!("fail (not applied): {e}");
-            ExitCode::from(1)
+            eprintln!("fail (not applied): {e}");
+            ExitCode::from(exit::FAIL)
         }
         Outcome::Unknown(e) => {
-            println!("unknown (may or may not be applied): {e}");
-            ExitCode::from(3)
+            eprintln!("unknown (may or may not be applied): {e}");
+            ExitCode::from(exit::UNKNOWN)
         }
     }
+}
+
+fn done(_: ()) -> (String, u8) {
+    ("ok".into(), exit::OK)
 }
 
 async fn kv(args: KvArgs) -> Result<ExitCode> {
     let mut c = client(&args.client, &args.nodes)?;
     let op: Vec<&str> = args.op.iter().map(String::as_str).collect();
     let code = match op.as_slice() {
-        ["get", key] => report(c.get(key).await),
-        ["put", key, value] => report(c.put(key, value).await),
-        ["delete", key] => report(c.delete(key).await),
+        // The value alone on stdout, so scripts can use it as it is; a missing key is its own status.
+        ["get", key] => report(c.get(key).await, |v| match v {
+            Some(value) => (value, exit::OK),
+            None => (format!("not found: {key:?}"), exit::NOT_FOUND),
+        }),
+        ["put", key, value] => report(c.put(key, value).await, done),
+        ["delete", key] => report(c.delete(key).await, done),
         ["cas", key, expected, new] => {
             let expected = (*expected != "-").then_some(*expected);
-            report(c.cas(key, expected, new).await)
+            report(c.cas(key, expected, new).await, |r| {
+                if r.applied {
+                    ("ok".into(), exit::OK)
+                } else {
+                    let found = match r.current {
+                        Some(v) => format!("{key:?} holds {v:?}"),
+                        None => format!("{key:?} does not exist"),
+                    };
+                    (format!("fail (not applied): {found}"), exit::FAIL)
+                }
+            })
         }
         other => bail!(
             "expected get KEY | put KEY VALUE | delete KEY | cas KEY EXPECTED|- NEW, got {other:?}"
@@ -453,11 +511,8 @@ async fn member(args: MemberArgs, remove: bool) -> Result<ExitCode> {
     };
     let outcome = admin(&mut c, request).await;
     c.close().await;
-    Ok(match outcome {
-        Outcome::Ok(Response::Done) => {
-            println!("done");
-            ExitCode::SUCCESS
-        }
-        other => report(other),
-    })
+    Ok(report(outcome, |response| match response {
+        Response::Done => ("done".into(), exit::OK),
+        other => (format!("fail: unexpected answer {other:?}"), exit::FAIL),
+    }))
 }

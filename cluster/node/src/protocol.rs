@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Format version of requests and responses; a node refuses frames of another version.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// A request to a node.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -42,6 +42,9 @@ pub enum Request {
         id: NodeId,
         /// The address its peers reach it at.
         addr: String,
+        /// Its data directory's incarnation: a retry of the same join is accepted, a wiped node under an id the
+        /// cluster has seen is refused.
+        incarnation: u64,
     },
     /// Remove a member.
     Remove {
@@ -117,8 +120,25 @@ pub struct NodeStatus {
     pub bugs: Vec<String>,
     /// Whether the node has been removed from the cluster.
     pub removed: bool,
+    /// Nodes this node knows were removed from the cluster, with the log index of the configuration that
+    /// removed each (ids are never reused).
+    pub removed_nodes: BTreeMap<NodeId, LogIndex>,
     /// The term of the entry at the requested probe index: `Some(None)` if this node does not hold it.
     pub probe: Option<(LogIndex, Option<Term>)>,
+    /// What the key/value state machine holds, so a tool can check that every node's applied state agrees.
+    pub applied_state: AppliedState,
+}
+
+/// A node's applied key/value state, summarised.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct AppliedState {
+    /// The log index the state reflects (everything up to it applied, nothing after).
+    pub index: LogIndex,
+    /// A digest of every key and value (see `NodeState::kv_digest`), as 16 hex digits: two nodes at the same
+    /// index must show the same digest.
+    pub digest: String,
+    /// How many keys it holds.
+    pub keys: u64,
 }
 
 impl NodeStatus {
@@ -193,7 +213,7 @@ mod tests {
             Err(DecodeError::Version { found: 9, .. })
         ));
         assert!(matches!(
-            decode::<Request>(&[1, 0, 0xff, 0xff, 0xff]),
+            decode::<Request>(&[PROTOCOL_VERSION as u8, 0, 0xff, 0xff, 0xff]),
             Err(DecodeError::Malformed(_))
         ));
     }

@@ -13,11 +13,13 @@
 //! A read is answered after ReadIndex confirmed leadership and the state machine reached the read's index.
 
 use crate::config::{Bug, FsyncMode, NodeConfig};
-use crate::protocol::{self, NodeStatus, Request, Response, PROTOCOL_VERSION};
+use crate::datadir::{self, DataDirError};
+use crate::planted::{self, CasRewrite};
+use crate::protocol::{self, AppliedState, NodeStatus, Request, Response, PROTOCOL_VERSION};
 use crate::state::{NodeCommand, NodeOutput, NodeState};
 use crate::store::{Store, StoreError};
 use bytes::Bytes;
-use raft::kv::KvCommand;
+use raft::kv::{KvCommand, KvOutput};
 use raft::{
     decode_message, encode_message, ConfChange, Config, EntryPayload, Instant, LogIndex,
     Membership, Mutations, NodeId, ProposeError, RawNode, ReadMode, Role, StateMachine, Term,
@@ -38,6 +40,9 @@ pub enum ServerError {
     /// The data directory could not be read or written.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The data directory belongs to another node, or its identity file cannot be read or written.
+    #[error(transparent)]
+    DataDir(#[from] DataDirError),
     /// Certificates could not be loaded.
     #[error("certificates in {dir}: {message}")]
     Certs {
@@ -72,13 +77,16 @@ pub enum ServerError {
 pub enum Exit {
     /// Asked to stop (SIGTERM / SIGINT).
     Shutdown,
-    /// Removed from the cluster by a membership change.
+    /// Removed from the cluster by a membership change: it applied the change itself, or a member refused its
+    /// link saying so. The data directory is left as it was.
     Removed,
 }
 
 struct PendingWrite {
     term: Term,
     responder: Responder,
+    /// `non-atomic-cas`: the cas was proposed as a put after a check that found this value.
+    cas_found: Option<Option<String>>,
 }
 
 struct PendingConf {
@@ -93,6 +101,7 @@ struct PendingConf {
 struct JoinFlow {
     id: NodeId,
     addr: String,
+    incarnation: u64,
     address_entry: Option<(LogIndex, Term)>,
     responder: Option<Responder>,
     learner_proposed: bool,
@@ -141,18 +150,29 @@ pub async fn run(
         );
     }
     let credentials =
-        Credentials::load(&cfg.certs_dir, &PeerIdentity::Node(cfg.id.0)).map_err(|e| {
+        Credentials::load(&cfg.certs_dir, &PeerIdentity::Node(cfg.id)).map_err(|e| {
             ServerError::Certs {
                 dir: cfg.certs_dir.display().to_string(),
                 message: e.to_string(),
             }
         })?;
-    let mut storage_options = StorageOptions::default();
-    if cfg.fsync == FsyncMode::Never {
-        storage_options.fsync = FsyncPolicy::Never;
-    }
+    let storage_options = storage_options(&cfg);
+    datadir::create_parents(&cfg.data_dir)?;
+    let recorded = datadir::check(&cfg.data_dir, cfg.id.0, cfg.cluster_id)?;
     let (store, persisted) = Store::open(&cfg.data_dir, storage_options)?;
     let fresh = store.is_empty();
+    let identity = match recorded {
+        Some(identity) => identity,
+        None => {
+            if !fresh {
+                tracing::warn!(dir = %cfg.data_dir.display(), id = %cfg.id, cluster_id = cfg.cluster_id,
+                    "the data directory has no identity file (an older raft-node made it): recording this node as its owner");
+            }
+            let identity = datadir::new_identity(cfg.id.0, cfg.cluster_id);
+            datadir::write(&cfg.data_dir, &identity)?;
+            identity
+        }
+    };
     let started = std::time::Instant::now();
     let raft_cfg = raft_config(&cfg);
     let (transport, inbox) = Transport::bind(
@@ -173,6 +193,7 @@ pub async fn run(
         .collect();
     addresses.insert(cfg.id, cfg.advertise.to_string());
     let mut state = NodeState::new(10_000);
+    state.ignore_sessions = cfg.bugs.contains(&Bug::RetryDuplicates);
     if let Some(snapshot) = &persisted.snapshot {
         state
             .restore(&snapshot.data)
@@ -189,7 +210,7 @@ pub async fn run(
     } else if fresh {
         let via = cfg.join.expect("checked above");
         tracing::info!(id = %cfg.id, %via, seed = raft_cfg.rng_seed, "joining an existing cluster");
-        let members = join(&cfg, &credentials, via).await?;
+        let members = join(&cfg, &credentials, via, identity.incarnation).await?;
         addresses.extend(members);
         RawNode::join(raft_cfg, now_ms(started))?
     } else {
@@ -235,6 +256,16 @@ pub async fn run(
     Ok(exit)
 }
 
+/// The storage options of this node. The deliberate bug `no-fsync` lives here: the WAL is never fsynced, yet
+/// everything else (votes, acknowledgements) goes on as if it were, and nothing warns about it.
+pub fn storage_options(cfg: &NodeConfig) -> StorageOptions {
+    let mut options = StorageOptions::default();
+    if cfg.fsync == FsyncMode::Never || cfg.bugs.contains(&Bug::NoFsync) {
+        options.fsync = FsyncPolicy::Never;
+    }
+    options
+}
+
 fn raft_config(cfg: &NodeConfig) -> Config {
     let mut c = Config::new(cfg.id);
     c.heartbeat_interval_ms = cfg.heartbeat_interval.as_millis() as u64;
@@ -247,10 +278,7 @@ fn raft_config(cfg: &NodeConfig) -> Config {
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     c.rng_seed = nanos ^ cfg.id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    c.mutations = Mutations {
-        stale_reads: cfg.bugs.contains(&Bug::StaleRead),
-        ..Mutations::default()
-    };
+    c.mutations = Mutations::from_bugs(&cfg.bugs);
     c
 }
 
@@ -259,6 +287,7 @@ async fn join(
     cfg: &NodeConfig,
     credentials: &Credentials,
     via: SocketAddr,
+    incarnation: u64,
 ) -> Result<BTreeMap<NodeId, String>, ServerError> {
     let fail = |message: String| ServerError::Join { addr: via, message };
     let endpoint = ClientEndpoint::bind(
@@ -271,6 +300,7 @@ async fn join(
     let request = Request::Join {
         id: cfg.id,
         addr: cfg.advertise.to_string(),
+        incarnation,
     };
     let mut target = via;
     for attempt in 0..50 {
@@ -323,6 +353,14 @@ impl Server {
                 }
                 Some(frame) = inbox.frames.recv() => self.on_frame(frame.from, &frame.payload),
                 Some(request) = inbox.requests.recv() => self.on_request(request),
+                Some(notice) = inbox.notices.recv() => {
+                    let raft_transport::PeerNotice::Removed { by, at_index } = notice else {
+                        continue;
+                    };
+                    tracing::error!(id = %self.cfg.id, by = by.0, at_index, data_dir = %self.cfg.data_dir.display(),
+                        "node {} says this node was removed from the cluster at log index {at_index}: stopping; the data directory is left as it was", by.0);
+                    return Ok(Exit::Removed);
+                }
                 _ = tick.tick() => self.on_tick(),
             }
             // Group commit: take everything already waiting before persisting once.
@@ -347,16 +385,16 @@ impl Server {
         now_ms(self.started)
     }
 
-    fn on_frame(&mut self, from: u64, payload: &[u8]) {
+    fn on_frame(&mut self, from: NodeId, payload: &[u8]) {
         match decode_message(payload) {
-            Ok(msg) if msg.from.0 == from => {
+            Ok(msg) if msg.from == from => {
                 let now = self.now();
                 self.raw.step(msg, now);
             }
             Ok(msg) => {
-                tracing::warn!(claimed = %msg.from, authenticated = from, "dropping a message whose sender does not match its certificate")
+                tracing::warn!(claimed = %msg.from, authenticated = %from, "dropping a message whose sender does not match its certificate")
             }
-            Err(e) => tracing::warn!(from, error = %e, "dropping an undecodable peer message"),
+            Err(e) => tracing::warn!(%from, error = %e, "dropping an undecodable peer message"),
         }
     }
 
@@ -408,11 +446,41 @@ impl Server {
         let now = self.now();
         match request {
             Request::Write { client, seq, op } => {
+                let mut cas_found = None;
+                let op = if self.cfg.bugs.contains(&Bug::NonAtomicCas) {
+                    match planted::non_atomic_cas(op, &self.state.kv) {
+                        CasRewrite::Unchanged(op) => op,
+                        CasRewrite::Refused(output) => {
+                            return Self::respond(responder, &Response::Written(output))
+                        }
+                        CasRewrite::AsPut { op, found } => {
+                            cas_found = Some(found);
+                            op
+                        }
+                    }
+                } else {
+                    op
+                };
+                let early = self
+                    .cfg
+                    .bugs
+                    .contains(&Bug::EarlyAck)
+                    .then(|| planted::early_output(&op, &self.state.kv));
                 let command = NodeCommand::Kv(KvCommand { client, seq, op }).encode();
                 match self.raw.propose(command, now) {
+                    Ok((_, _)) if early.is_some() => {
+                        let output = early.expect("checked");
+                        Self::respond(responder, &Response::Written(output));
+                    }
                     Ok((index, term)) => {
-                        self.pending_writes
-                            .insert(index, PendingWrite { term, responder });
+                        self.pending_writes.insert(
+                            index,
+                            PendingWrite {
+                                term,
+                                responder,
+                                cas_found,
+                            },
+                        );
                     }
                     Err(e) => Self::respond(responder, &self.refusal(e)),
                 }
@@ -428,12 +496,20 @@ impl Server {
                 status.probe = probe.map(|i| (i, self.raw.log().term(i)));
                 Self::respond(responder, &Response::Status(Box::new(status)));
             }
-            Request::Join { id, addr } => {
-                if !matches!(identity, PeerIdentity::Node(n) if n == id.0) {
+            Request::Join {
+                id,
+                addr,
+                incarnation,
+            } => {
+                if !matches!(identity, PeerIdentity::Node(n) if n == id) {
                     return Self::respond(responder, &Response::Invalid(format!("a join for {id} must come from that node's certificate, not {identity:?}")));
                 }
                 if self.raw.role() != Role::Leader {
                     return Self::respond(responder, &self.not_leader());
+                }
+                if let Err(reuse) = self.state.may_join(id, incarnation) {
+                    tracing::warn!(%id, error = %reuse, "refusing a join");
+                    return Self::respond(responder, &Response::Invalid(reuse.to_string()));
                 }
                 if self.membership.contains(id) {
                     let members = self.addresses.clone();
@@ -443,6 +519,7 @@ impl Server {
                 self.joins.push(JoinFlow {
                     id,
                     addr,
+                    incarnation,
                     address_entry: None,
                     responder: Some(responder),
                     learner_proposed: false,
@@ -477,6 +554,7 @@ impl Server {
                 let command = NodeCommand::SetAddress {
                     id: join.id,
                     addr: join.addr.clone(),
+                    incarnation: join.incarnation,
                 }
                 .encode();
                 match self.raw.propose(command, now) {
@@ -585,7 +663,7 @@ impl Server {
 
     fn send(&self, msg: &raft::Message) {
         let bytes = Bytes::from(encode_message(msg));
-        if let Err(e) = self.transport.send(msg.to.0, bytes) {
+        if let Err(e) = self.transport.send(msg.to, bytes) {
             tracing::trace!(to = %msg.to, error = %e, "message dropped");
         }
     }
@@ -594,6 +672,9 @@ impl Server {
         let output = match &entry.payload {
             EntryPayload::Command(data) => Some(self.state.apply(entry.index, data)),
             EntryPayload::Conf(m) => {
+                for id in self.state.apply_configuration(entry.index, m) {
+                    tracing::info!(%id, index = %entry.index, "a node was removed from the cluster");
+                }
                 // Removal takes effect for this node once the change is committed (applied), not when appended:
                 // until then it may still be needed, and the entry may yet be replaced.
                 if m.contains(self.cfg.id) {
@@ -615,8 +696,14 @@ impl Server {
                     entry.index.0
                 ))
             } else {
-                match output {
-                    Some(NodeOutput::Kv(out)) => Response::Written(out),
+                match (output, pending.cas_found) {
+                    (Some(NodeOutput::Kv(KvOutput::Done)), Some(found)) => {
+                        Response::Written(KvOutput::Cas {
+                            applied: true,
+                            current: found,
+                        })
+                    }
+                    (Some(NodeOutput::Kv(out)), _) => Response::Written(out),
                     _ => Response::Invalid("the command could not be applied".into()),
                 }
             };
@@ -717,14 +804,18 @@ impl Server {
                 .chain(departing)
                 .collect()
         };
-        let wanted: BTreeMap<u64, SocketAddr> = candidates
+        // Removed nodes are told so when they knock (ids are never reused, so this is final).
+        for (id, at) in &self.state.removed {
+            self.transport.mark_removed(*id, at.0);
+        }
+        let wanted: BTreeMap<NodeId, SocketAddr> = candidates
             .into_iter()
             .filter(|&id| id != self.cfg.id)
             .filter_map(|id| {
                 self.addresses
                     .get(&id)
                     .and_then(|a| a.parse().ok())
-                    .map(|a| (id.0, a))
+                    .map(|a| (id, a))
             })
             .collect();
         for peer in self.transport.peers() {
@@ -752,7 +843,78 @@ impl Server {
             },
             bugs: self.cfg.bugs.iter().map(|b| b.name().to_string()).collect(),
             removed: self.removed,
+            removed_nodes: self.state.removed.clone(),
             probe: None,
+            applied_state: AppliedState {
+                index: self.raw.log().applied(),
+                digest: format!("{:016x}", self.state.kv_digest()),
+                keys: self.state.kv.len() as u64,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::FileConfig;
+
+    fn config(bugs: Vec<Bug>) -> NodeConfig {
+        FileConfig {
+            id: Some(1),
+            listen: "127.0.0.1:1".parse().ok(),
+            data_dir: Some("d".into()),
+            certs_dir: Some("c".into()),
+            peers: Some([(1, "127.0.0.1:1".parse().unwrap())].into()),
+            bugs: Some(bugs),
+            ..FileConfig::default()
+        }
+        .resolve()
+        .expect("valid")
+    }
+
+    /// The deliberate bug `no-fsync`: the same writes and hard state, made "durable" without a single fsync
+    /// (and without the warning `--fsync never` prints).
+    #[test]
+    fn no_fsync_never_fsyncs() {
+        let fsyncs = |cfg: &NodeConfig| {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut storage, _) =
+                raft_storage::Storage::open(dir.path(), storage_options(cfg)).unwrap();
+            let baseline = storage.stats().fsyncs;
+            storage
+                .append(&[raft_storage::Entry::new(1, 1, b"x".to_vec())])
+                .unwrap();
+            storage
+                .set_hard_state(&raft_storage::HardState {
+                    term: 1,
+                    voted_for: Some(1),
+                    commit: 1,
+                })
+                .unwrap();
+            storage.sync().unwrap();
+            storage.stats().fsyncs - baseline
+        };
+        assert!(fsyncs(&config(vec![])) >= 2, "the WAL and the hard state");
+        assert_eq!(fsyncs(&config(vec![Bug::NoFsync])), 0);
+        assert_eq!(
+            config(vec![Bug::NoFsync]).fsync,
+            FsyncMode::Always,
+            "nothing says fsync is off"
+        );
+    }
+
+    /// Every core bug of the catalogue reaches the core's configuration, and no other.
+    #[test]
+    fn core_bugs_reach_the_core() {
+        for row in raft::CATALOGUE {
+            let mutations = raft_config(&config(vec![row.bug])).mutations;
+            assert_eq!(
+                mutations.bugs() == vec![row.bug],
+                row.layer == raft::BugLayer::Core,
+                "{}",
+                row.name
+            );
         }
     }
 }

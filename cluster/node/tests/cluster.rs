@@ -97,6 +97,30 @@ async fn leader_crash_new_leader_and_catch_up() {
             Some(format!("v{i}"))
         );
     }
+    // Issue 16: at the end every node has applied the same index and reports the same state digest (one
+    // caught up by snapshot, one by log, one wrote it).
+    let give_up = Instant::now() + GUARD;
+    let states = loop {
+        let mut states = Vec::new();
+        for id in 1..=3 {
+            if let Some(s) = cluster.status(&endpoint, id).await {
+                states.push(s.applied_state);
+            }
+        }
+        if states.len() == 3 && states.iter().all(|s| s.index == states[0].index) {
+            break states;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "applied indexes never met: {states:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        states.iter().all(|s| s.digest == states[0].digest),
+        "{states:?}"
+    );
+    assert_eq!(states[0].keys, 130, "{states:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -162,7 +186,11 @@ async fn a_fourth_node_joins_through_a_follower_and_a_node_is_removed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert!(status.success(), "a removed node exits cleanly");
+    assert_eq!(
+        status.code(),
+        Some(EXIT_REMOVED),
+        "a removed node exits with its own status"
+    );
     let s = cluster.status(&endpoint, leader).await.expect("leader");
     assert_eq!(s.raft.membership.voters.len(), 3);
     assert!(!s.raft.membership.contains(raft::NodeId(removed)));
@@ -346,4 +374,239 @@ async fn a_torn_tail_is_truncated_and_a_corrupt_middle_is_refused() {
         before,
         "the damaged log is left as it was"
     );
+}
+
+/// Waits for node `id`'s process to exit on its own and returns its exit code.
+async fn wait_exit(cluster: &mut LocalCluster, id: u64) -> Option<i32> {
+    let give_up = Instant::now() + GUARD;
+    loop {
+        let child = cluster.children.get_mut(&id).expect("running");
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            cluster.children.remove(&id);
+            return status.code();
+        }
+        assert!(
+            Instant::now() < give_up,
+            "node {id} is still running\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn wait_voter(cluster: &LocalCluster, id: u64, voters: usize) {
+    let endpoint = cluster.endpoint();
+    let give_up = Instant::now() + GUARD;
+    loop {
+        let s = cluster.status(&endpoint, id).await;
+        if s.as_ref().is_some_and(|s| {
+            s.raft.membership.voters.len() == voters
+                && s.raft.membership.voters.contains(&raft::NodeId(id))
+        }) {
+            return;
+        }
+        assert!(
+            Instant::now() < give_up,
+            "node {id} did not become a voter: {s:?}\n{}",
+            cluster.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn remove(cluster: &LocalCluster, via: &[u64], id: u64) {
+    let mut admin = cluster.client(via);
+    let outcome = raft_node::client::admin(
+        &mut admin,
+        raft_node::protocol::Request::Remove {
+            id: raft::NodeId(id),
+        },
+    )
+    .await;
+    assert!(
+        matches!(outcome, Outcome::Ok(raft_node::protocol::Response::Done)),
+        "{outcome:?}"
+    );
+}
+
+/// The exit status of a node that was removed from the cluster (documented in `raft-node run --help`).
+const EXIT_REMOVED: i32 = 5;
+
+/// Issue 13: three nodes, node 2 killed, removed, node 4 joined through node 3, node 2 started again on its old
+/// data directory. It used to stay a pre-candidate for good while `status` called the cluster steady; now a
+/// member tells it at its hello that it was removed, and it exits with its own status, its data left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_removed_while_down_learns_it_when_it_returns_and_exits() {
+    let mut cluster = LocalCluster::start(BINARY.as_ref(), 3, 4);
+    let leader = cluster.wait_leader(&[1, 2, 3]).await;
+    let mut client = cluster.client(&[1, 2, 3]);
+    for i in 0..10 {
+        put_ok(&mut client, &format!("k{i}"), "x").await;
+    }
+    cluster.kill(2);
+    if leader == 2 {
+        cluster.wait_leader(&[1, 3]).await;
+    }
+    remove(&cluster, &[1, 3], 2).await;
+    cluster.spawn(4, Some(3));
+    wait_voter(&cluster, 4, 3).await;
+    let mut client = cluster.client(&[1, 3, 4]);
+    put_ok(&mut client, "after-removal", "y").await;
+
+    // While node 2 is down, status names it as removed, not as a member that is down.
+    let endpoint = cluster.endpoint();
+    let all = cluster.addr_list(&[1, 2, 3, 4]);
+    let (_, summary) = raft_node::status::collect(&endpoint, &all, Duration::from_secs(1)).await;
+    let removed_at = summary
+        .non_members
+        .iter()
+        .find(|n| n.id == 2)
+        .and_then(|n| n.removed_at)
+        .unwrap_or_else(|| panic!("node 2 is not reported as removed: {summary:?}"));
+    assert_eq!(summary.state, "steady", "{summary:?}");
+    assert_eq!(summary.up, 3, "{summary:?}");
+
+    let data_dir = cluster.data_dir(2);
+    let before = files_in(&data_dir);
+    cluster.spawn(2, None);
+    assert_eq!(
+        wait_exit(&mut cluster, 2).await,
+        Some(EXIT_REMOVED),
+        "{}",
+        cluster.logs()
+    );
+    let log = std::fs::read_to_string(cluster.log_path(2)).expect("log");
+    assert!(
+        log.contains(&format!(
+            "says this node was removed from the cluster at log index {removed_at}"
+        )),
+        "{log}"
+    );
+    assert_eq!(
+        files_in(&data_dir),
+        before,
+        "nothing was removed from its data dir"
+    );
+    let s = cluster.status(&endpoint, 4).await.expect("node 4");
+    assert!(!s.raft.membership.contains(raft::NodeId(2)));
+    put_ok(&mut client, "still-writable", "z").await;
+}
+
+/// Issue 13: node ids are never reused. A member whose data directory was wiped cannot rejoin under its id,
+/// nor can it once removed; a fresh id joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wiped_node_cannot_rejoin_under_its_old_id_but_a_fresh_id_can() {
+    let mut cluster = LocalCluster::start(BINARY.as_ref(), 3, 4);
+    let leader = cluster.wait_leader(&[1, 2, 3]).await;
+    let mut client = cluster.client(&[1, 2, 3]);
+    put_ok(&mut client, "k", "v").await;
+    let wiped = (1..=3).find(|&i| i != leader).expect("a follower");
+    let other = (1..=3)
+        .find(|&i| i != leader && i != wiped)
+        .expect("another follower");
+    cluster.kill(wiped);
+    std::fs::remove_dir_all(cluster.data_dir(wiped)).expect("wipe");
+
+    // Still a member, but with a new (empty) data directory: refused.
+    cluster.spawn(wiped, Some(other));
+    assert_eq!(wait_exit(&mut cluster, wiped).await, Some(1));
+    let log = std::fs::read_to_string(cluster.log_path(wiped)).expect("log");
+    assert!(
+        log.contains(&format!("node id {wiped} is already used in this cluster"))
+            && log.contains("never reused"),
+        "{log}"
+    );
+
+    // Removed, then wiped again: refused, saying when it was removed.
+    remove(&cluster, &[leader, other], wiped).await;
+    std::fs::remove_dir_all(cluster.data_dir(wiped)).expect("wipe");
+    cluster.spawn(wiped, Some(other));
+    assert_eq!(wait_exit(&mut cluster, wiped).await, Some(1));
+    let log = std::fs::read_to_string(cluster.log_path(wiped)).expect("log");
+    assert!(
+        log.contains(&format!(
+            "node id {wiped} was removed from this cluster at log index"
+        )),
+        "{log}"
+    );
+
+    // A fresh id joins and becomes a voter.
+    cluster.spawn(4, Some(other));
+    wait_voter(&cluster, 4, 3).await;
+    let mut client = cluster.client(&[leader, other, 4]);
+    put_ok(&mut client, "k2", "v2").await;
+}
+
+/// Every file under `dir` with its contents (the LOCK file, which holds the pid, aside).
+fn files_in(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n != "LOCK") {
+                let bytes = std::fs::read(&path).expect("read");
+                out.push((path, bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Starts 3 nodes with `extra` arguments, writes once, kills both followers, and returns what a write to the
+/// leader alone gives within 1.5 s.
+async fn write_without_a_majority(extra: &[&str]) -> (Outcome<()>, Vec<String>, String) {
+    let mut cluster = LocalCluster::prepare(BINARY.as_ref(), 3, 3);
+    cluster.extra_args = extra.iter().map(|s| s.to_string()).collect();
+    for id in 1..=3 {
+        cluster.spawn(id, None);
+    }
+    let leader = cluster.wait_leader(&[1, 2, 3]).await;
+    let endpoint = cluster.endpoint();
+    let bugs = cluster
+        .status(&endpoint, leader)
+        .await
+        .expect("leader")
+        .bugs;
+    let mut client = cluster.client(&[leader]);
+    put_ok(&mut client, "before", "x").await;
+    for id in (1..=3).filter(|&i| i != leader) {
+        cluster.kill(id);
+    }
+    let mut lonely = Client::connect(
+        &cluster.addr_list(&[leader]),
+        &cluster.certs,
+        "test",
+        ClientOptions {
+            request_timeout: Duration::from_millis(1500),
+            ..ClientOptions::default()
+        },
+    )
+    .expect("client");
+    let outcome = lonely.put("k", "v").await;
+    let log = std::fs::read_to_string(cluster.log_path(leader)).expect("log");
+    (outcome, bugs, log)
+}
+
+/// `--bug early-ack` really acknowledges writes no majority has (and is repeatable, shown in status and the
+/// log); the same cluster without it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_ack_acknowledges_a_write_no_majority_has() {
+    let (outcome, bugs, log) =
+        write_without_a_majority(&["--bug", "early-ack", "--bug", "no-fsync"]).await;
+    assert_eq!(outcome, Outcome::Ok(()), "early-ack acknowledged at once");
+    assert_eq!(bugs, vec!["no-fsync".to_string(), "early-ack".to_string()]);
+    assert!(
+        log.contains("deliberate bug switched on") && log.contains("early-ack"),
+        "{log}"
+    );
+    let (outcome, bugs, _) = write_without_a_majority(&[]).await;
+    assert!(
+        !matches!(outcome, Outcome::Ok(())),
+        "without the bug a write needs a majority: {outcome:?}"
+    );
+    assert!(bugs.is_empty());
 }

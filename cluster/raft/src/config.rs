@@ -1,5 +1,6 @@
 //! Tunables of one Raft node, validated before use.
 
+use crate::bugs::Bug;
 use crate::types::NodeId;
 use serde::{Deserialize, Serialize};
 
@@ -39,30 +40,78 @@ pub enum ElectionTimeoutPolicy {
     Ranked,
 }
 
-/// Deliberately broken behaviours, for proving that the simulation and the chaos tool catch real bugs.
-/// All are off by default; production code never turns them on.
+/// Deliberately broken behaviours of the core, for proving that the simulation and the chaos tool catch real
+/// bugs. All are off by default; production code never turns them on. Each field is one core bug of the
+/// catalogue ([`crate::bugs`]), switched on with [`Mutations::enable`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
 pub struct Mutations {
-    /// Count replicas for entries of earlier terms when advancing the commit index (breaks §5.4.2).
+    /// [`Bug::CommitOldTerm`]: count replicas for entries of earlier terms when advancing the commit index.
     pub commit_previous_term_by_count: bool,
-    /// Forget the persisted vote on restart (allows two votes in one term).
+    /// [`Bug::ForgetVote`]: forget the persisted vote on restart (allows two votes in one term).
     pub forget_vote_on_restart: bool,
-    /// On a conflicting Append, overwrite the sent entries but keep the conflicting suffix (breaks §5.3).
+    /// [`Bug::NoTruncate`]: on a conflicting Append, overwrite the sent entries but keep the conflicting suffix.
     pub keep_conflicting_suffix: bool,
-    /// Serve reads from local state on any node without confirming leadership (stale reads).
+    /// [`Bug::StaleRead`]: serve reads from local state on any node without confirming leadership.
     pub stale_reads: bool,
-    /// A leader answers reads at its commit index without confirming it is still the leader.
+    /// [`Bug::UnconfirmedLeaderRead`]: a leader answers reads at its commit index without confirming it is
+    /// still the leader.
     pub unconfirmed_leader_reads: bool,
+    /// [`Bug::NoElectionRestriction`]: grant votes without checking that the candidate's log is up to date.
+    pub no_election_restriction: bool,
+    /// [`Bug::LeaseNoDrift`]: a lease lasts the full minimum election timeout, ignoring the drift bound.
+    pub lease_no_drift: bool,
+    /// [`Bug::ConfigBeforeCommit`]: a leader accepts a membership change before committing an entry of its term.
+    pub config_before_commit: bool,
 }
 
 impl Mutations {
     /// Whether any mutation is switched on.
     pub fn any(&self) -> bool {
-        self.commit_previous_term_by_count
-            || self.forget_vote_on_restart
-            || self.keep_conflicting_suffix
-            || self.stale_reads
-            || self.unconfirmed_leader_reads
+        !self.bugs().is_empty()
+    }
+
+    fn flag(&mut self, bug: Bug) -> Option<&mut bool> {
+        Some(match bug {
+            Bug::CommitOldTerm => &mut self.commit_previous_term_by_count,
+            Bug::ForgetVote => &mut self.forget_vote_on_restart,
+            Bug::NoTruncate => &mut self.keep_conflicting_suffix,
+            Bug::StaleRead => &mut self.stale_reads,
+            Bug::UnconfirmedLeaderRead => &mut self.unconfirmed_leader_reads,
+            Bug::NoElectionRestriction => &mut self.no_election_restriction,
+            Bug::LeaseNoDrift => &mut self.lease_no_drift,
+            Bug::ConfigBeforeCommit => &mut self.config_before_commit,
+            Bug::NoFsync | Bug::EarlyAck | Bug::RetryDuplicates | Bug::NonAtomicCas => return None,
+        })
+    }
+
+    /// Switches on `bug` if it lives in the core; returns whether it does.
+    pub fn enable(&mut self, bug: Bug) -> bool {
+        match self.flag(bug) {
+            Some(flag) => {
+                *flag = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The core bugs among `bugs`, switched on (bugs of other layers are ignored).
+    pub fn from_bugs(bugs: &[Bug]) -> Mutations {
+        let mut m = Mutations::default();
+        for &bug in bugs {
+            m.enable(bug);
+        }
+        m
+    }
+
+    /// The bugs switched on, in catalogue order.
+    pub fn bugs(&self) -> Vec<Bug> {
+        let mut copy = *self;
+        crate::bugs::CATALOGUE
+            .iter()
+            .map(|row| row.bug)
+            .filter(|&bug| copy.flag(bug).is_some_and(|f| *f))
+            .collect()
     }
 }
 

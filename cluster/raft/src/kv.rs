@@ -192,6 +192,13 @@ impl KvStore {
         output
     }
 
+    /// Applies a command without consulting the session table, so a retry is applied again: the deliberate bug
+    /// `retry-duplicates` of raft-node's catalogue ([`crate::bugs`]). Never use it otherwise.
+    pub fn apply_ignoring_session(&mut self, index: LogIndex, cmd: KvCommand) -> KvOutput {
+        self.advance_applied(index);
+        self.execute(cmd.op)
+    }
+
     fn evict_if_full(&mut self) {
         while self.sessions.len() > self.max_sessions {
             let oldest = self

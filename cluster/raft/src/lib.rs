@@ -25,6 +25,7 @@
 //! See [`node`] for the full contract, [`sim`] for the deterministic simulation that checks Raft's safety
 //! properties under faults, and [`kv`] for the key/value state machine.
 
+pub mod bugs;
 pub mod config;
 pub mod kv;
 pub mod log;
@@ -36,6 +37,7 @@ pub mod sim;
 pub mod state_machine;
 pub mod types;
 
+pub use bugs::{Bug, BugInfo, BugLayer, UnknownBug, CATALOGUE};
 pub use config::{Config, ConfigError, ElectionTimeoutPolicy, Mutations, ReadMode};
 pub use membership::{ConfChange, ConfChangeError, Membership};
 pub use message::{

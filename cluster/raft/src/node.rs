@@ -549,7 +549,12 @@ impl RawNode {
         self.enter(now);
         self.check_can_propose()?;
         let ls = self.leader_state.as_ref().expect("leader has leader state");
-        if self.membership_index > self.log.commit() || self.log.commit() < ls.noop_index {
+        // One change at a time, and only once this leader committed an entry of its own term (its no-op): until
+        // then a configuration appended by an earlier leader may still commit, and a change based on the older
+        // one could give the cluster two disjoint majorities.
+        let own_term_committed =
+            self.log.commit() >= ls.noop_index || self.cfg.mutations.config_before_commit;
+        if self.membership_index > self.log.commit() || !own_term_committed {
             return Err(ProposeError::ConfChangeInProgress);
         }
         if let ConfChange::PromoteLearner(id) = change {
@@ -924,7 +929,7 @@ impl RawNode {
     fn handle_pre_vote(&mut self, msg: &Message, last_index: LogIndex, last_term: Term) {
         let granted = msg.term > self.term
             && !self.in_leader_lease()
-            && self.log.candidate_is_up_to_date(last_index, last_term);
+            && self.up_to_date_for_vote(last_index, last_term);
         let term = if granted { msg.term } else { self.term };
         self.messages.push(Message {
             from: self.cfg.id,
@@ -934,9 +939,24 @@ impl RawNode {
         });
     }
 
+    /// The election restriction (§5.4.1): a vote only for a candidate whose log is at least as up to date.
+    fn up_to_date_for_vote(&self, last_index: LogIndex, last_term: Term) -> bool {
+        self.cfg.mutations.no_election_restriction
+            || self.log.candidate_is_up_to_date(last_index, last_term)
+    }
+
+    /// How long a lease lasts from the send time of a heartbeat round a majority acknowledged: the minimum
+    /// election timeout shortened by the drift bound (see [`ReadMode::Lease`]).
+    fn lease_ms(&self, drift_bound_ppm: u32) -> u64 {
+        if self.cfg.mutations.lease_no_drift {
+            return self.cfg.election_timeout_min_ms;
+        }
+        self.cfg.election_timeout_min_ms * (1_000_000 - drift_bound_ppm as u64) / 1_000_000
+    }
+
     fn handle_request_vote(&mut self, from: NodeId, last_index: LogIndex, last_term: Term) {
         let can_vote = self.vote.is_none_or(|v| v == from);
-        let granted = can_vote && self.log.candidate_is_up_to_date(last_index, last_term);
+        let granted = can_vote && self.up_to_date_for_vote(last_index, last_term);
         if granted {
             self.vote = Some(from);
             self.hard_state_dirty = true;
@@ -1309,9 +1329,7 @@ impl RawNode {
         let quorum = self.membership.quorum();
         let id = self.cfg.id;
         let lease_ms = match self.cfg.read_mode {
-            ReadMode::Lease { drift_bound_ppm } => Some(
-                self.cfg.election_timeout_min_ms * (1_000_000 - drift_bound_ppm as u64) / 1_000_000,
-            ),
+            ReadMode::Lease { drift_bound_ppm } => Some(self.lease_ms(drift_bound_ppm)),
             ReadMode::ReadIndex => None,
         };
         let Some(ls) = self.leader_state.as_mut() else {
@@ -1377,8 +1395,7 @@ impl RawNode {
         if ls.transfer.is_some() || self.log.commit() < ls.noop_index {
             return false;
         }
-        let lease_ms =
-            self.cfg.election_timeout_min_ms * (1_000_000 - drift_bound_ppm as u64) / 1_000_000;
+        let lease_ms = self.lease_ms(drift_bound_ppm);
         ls.lease_from
             .is_some_and(|from| self.now < from.add_ms(lease_ms))
     }

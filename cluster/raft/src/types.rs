@@ -40,6 +40,18 @@ newtype!(
     "i"
 );
 
+impl From<u64> for NodeId {
+    fn from(id: u64) -> NodeId {
+        NodeId(id)
+    }
+}
+
+impl From<NodeId> for u64 {
+    fn from(id: NodeId) -> u64 {
+        id.0
+    }
+}
+
 impl LogIndex {
     /// The index after this one.
     pub fn next(self) -> LogIndex {

@@ -43,6 +43,8 @@ scripts! {
     membership => "membership.txt",
     reads => "reads.txt",
     reads_mutation => "reads_mutation.txt",
+    lease => "lease.txt",
+    lease_mutation => "lease_mutation.txt",
     snapshot => "snapshot.txt",
     persistence => "persistence.txt",
     persistence_mutation => "persistence_mutation.txt",

@@ -258,6 +258,15 @@ pub enum StorageError {
         /// The bound.
         max_bytes: u64,
     },
+    /// The data directory holds state that only exists after the WAL was created (the `hardstate` file or a
+    /// snapshot), but the WAL is gone: starting would silently forget every entry. Nothing was changed on disk.
+    #[error("the write-ahead log is missing: {wal_dir} holds no segment, but {evidence} exists (the WAL was deleted?); refusing to start with an empty log. Restore the WAL, or delete the whole data directory to start this node afresh")]
+    MissingLog {
+        /// The WAL directory that should hold segments.
+        wal_dir: PathBuf,
+        /// The file that proves the directory was in use.
+        evidence: PathBuf,
+    },
     /// An earlier write or fsync failed; the in-memory view may not match the disk any more.
     #[error("storage is unusable after an earlier I/O failure ({0}); reopen it to recover")]
     Poisoned(String),

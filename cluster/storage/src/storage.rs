@@ -143,6 +143,7 @@ impl Storage {
         let lock = disk::lock_dir(dir)?;
         let wal_dir = dir.join(WAL_DIR);
         let snapshot_dir = dir.join(SNAPSHOT_DIR);
+        check_log_present(dir, &wal_dir, &snapshot_dir)?;
         let created_wal = disk::ensure_dir(&wal_dir)?;
         let created_snapshot = disk::ensure_dir(&snapshot_dir)?;
         if created_wal || created_snapshot {
@@ -804,6 +805,41 @@ fn create_segment(
     let path = wal_dir.join(segment_file_name(first_index));
     syncer.write_atomically(&path, &[&record::encode_segment_header(first_index)])?;
     Ok(Segment { first_index, path })
+}
+
+/// Every open leaves the WAL directory with at least one segment behind, and the `hardstate` file and snapshots
+/// are only written by an opened storage. So a directory holding either of them but no WAL directory, or the
+/// `hardstate` file but no segment and no snapshot, lost its WAL after the fact. (A WAL directory that is empty
+/// next to a snapshot is what a crash in the middle of discarding the log for that snapshot leaves: recovery
+/// completes it.)
+fn check_log_present(dir: &Path, wal_dir: &Path, snapshot_dir: &Path) -> Result<(), StorageError> {
+    let hard_state = dir.join(HARD_STATE_FILE);
+    let hard_state = hard_state.is_file().then_some(hard_state);
+    let snapshot = if snapshot_dir.is_dir() {
+        disk::list_files(snapshot_dir)?
+            .into_iter()
+            .find(|name| !name.ends_with(TEMP_SUFFIX))
+            .map(|name| snapshot_dir.join(name))
+    } else {
+        None
+    };
+    let missing = |evidence: PathBuf| StorageError::MissingLog {
+        wal_dir: wal_dir.to_path_buf(),
+        evidence,
+    };
+    if !wal_dir.is_dir() {
+        return match hard_state.or(snapshot) {
+            Some(evidence) => Err(missing(evidence)),
+            None => Ok(()),
+        };
+    }
+    let has_segment = disk::list_files(wal_dir)?
+        .iter()
+        .any(|name| parse_segment_file_name(name).is_some());
+    match (has_segment, hard_state, snapshot) {
+        (false, Some(evidence), None) => Err(missing(evidence)),
+        _ => Ok(()),
+    }
 }
 
 fn read_hard_state(path: &Path) -> Result<TermVote, StorageError> {

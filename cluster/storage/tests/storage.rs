@@ -1007,3 +1007,56 @@ fn fsync_policy_never_issues_no_fsync_but_still_writes() {
     assert_eq!(recovered.last_index, 50);
     assert_eq!(recovered.hard_state.voted_for, Some(1));
 }
+
+#[test]
+fn a_deleted_wal_next_to_a_hard_state_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StorageOptions::default();
+    let (mut storage, _) = open(dir.path(), &options);
+    storage.append(&entries(1..=5, 2)).unwrap();
+    storage
+        .set_hard_state(&HardState {
+            term: 2,
+            voted_for: Some(1),
+            commit: 5,
+        })
+        .unwrap();
+    storage.sync().unwrap();
+    drop(storage);
+    let wal = dir.path().join("wal");
+
+    // Only the segment files deleted: refused, naming the hardstate file.
+    let saved: Vec<(PathBuf, Vec<u8>)> = segment_names(dir.path())
+        .into_iter()
+        .map(|name| {
+            let path = wal.join(name);
+            let bytes = fs::read(&path).unwrap();
+            fs::remove_file(&path).unwrap();
+            (path, bytes)
+        })
+        .collect();
+    let err = Storage::open(dir.path(), options.clone()).unwrap_err();
+    assert!(matches!(err, StorageError::MissingLog { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains(&dir.path().join("hardstate").display().to_string())
+            && message.contains(&wal.display().to_string()),
+        "{message}"
+    );
+    assert!(segment_names(dir.path()).is_empty(), "nothing was created");
+
+    // The whole WAL directory deleted: refused too, and not recreated.
+    fs::remove_dir_all(&wal).unwrap();
+    let err = Storage::open(dir.path(), options.clone()).unwrap_err();
+    assert!(matches!(err, StorageError::MissingLog { .. }), "{err}");
+    assert!(!wal.exists(), "the WAL directory is not recreated");
+
+    // Restored, it opens with every entry.
+    fs::create_dir(&wal).unwrap();
+    for (path, bytes) in saved {
+        fs::write(path, bytes).unwrap();
+    }
+    let (storage, recovered) = open(dir.path(), &options);
+    assert_eq!(recovered.last_index, 5);
+    assert_eq!(all_entries(&storage), entries(1..=5, 2));
+}

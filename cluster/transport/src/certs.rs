@@ -533,11 +533,11 @@ mod tests {
             ca_name: "test CA".into(),
             nodes: vec![
                 NodeSpec {
-                    id: 1,
+                    id: NodeId(1),
                     addrs: vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1))],
                 },
                 NodeSpec {
-                    id: 2,
+                    id: NodeId(2),
                     addrs: vec![IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))],
                 },
             ],
@@ -567,8 +567,8 @@ mod tests {
                 "{name}.pem"
             );
         }
-        let node = Credentials::load(dir.path(), &PeerIdentity::Node(2)).unwrap();
-        assert_eq!(node.identity(), &PeerIdentity::Node(2));
+        let node = Credentials::load(dir.path(), &PeerIdentity::Node(NodeId(2))).unwrap();
+        assert_eq!(node.identity(), &PeerIdentity::Node(NodeId(2)));
         let client = Credentials::load(dir.path(), &PeerIdentity::Client("alice".into())).unwrap();
         assert_eq!(client.identity(), &PeerIdentity::Client("alice".into()));
     }
@@ -593,15 +593,15 @@ mod tests {
         let issued = ca
             .issue_node(
                 &NodeSpec {
-                    id: 3,
+                    id: NodeId(3),
                     addrs: vec![],
                 },
                 validity,
             )
             .unwrap();
         issued.write(dir.path()).unwrap();
-        let node3 = Credentials::load(dir.path(), &PeerIdentity::Node(3)).unwrap();
-        let node1 = Credentials::load(dir.path(), &PeerIdentity::Node(1)).unwrap();
+        let node3 = Credentials::load(dir.path(), &PeerIdentity::Node(NodeId(3))).unwrap();
+        let node1 = Credentials::load(dir.path(), &PeerIdentity::Node(NodeId(1))).unwrap();
         assert_eq!(node3.ca(), node1.ca());
     }
 
@@ -629,12 +629,12 @@ mod tests {
         let validity = CertValidity::around(SystemTime::now());
         let mut dup = spec(validity);
         dup.nodes.push(NodeSpec {
-            id: 1,
+            id: NodeId(1),
             addrs: vec![],
         });
         assert!(matches!(
             generate_cluster_certs(dir.path(), &dup),
-            Err(CertError::DuplicateNode(1))
+            Err(CertError::DuplicateNode(NodeId(1)))
         ));
         let mut bad_name = spec(validity);
         bad_name.clients.push("Not Valid".into());
@@ -651,7 +651,7 @@ mod tests {
         generate_cluster_certs(dir.path(), &spec(CertValidity::around(SystemTime::now()))).unwrap();
         fs::copy(dir.path().join("node-1.pem"), dir.path().join("node-5.pem")).unwrap();
         fs::copy(dir.path().join("node-1.key"), dir.path().join("node-5.key")).unwrap();
-        let err = Credentials::load(dir.path(), &PeerIdentity::Node(5)).unwrap_err();
+        let err = Credentials::load(dir.path(), &PeerIdentity::Node(NodeId(5))).unwrap_err();
         assert!(matches!(err, CertError::WrongIdentity { .. }), "{err}");
     }
 }

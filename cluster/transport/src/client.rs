@@ -13,6 +13,9 @@ use quinn::{Connection, Endpoint, ReadError, VarInt, WriteError};
 use tokio::time::{timeout_at, Instant};
 
 use crate::certs::Credentials;
+use crate::codes::{
+    CLOSE_SHUTDOWN, RESET_MALFORMED, RESET_NOT_ACCEPTING, RESET_OVERLOADED, RESET_TOO_LARGE,
+};
 use crate::config::TransportConfig;
 use crate::dial::dial;
 use crate::error::{
@@ -22,9 +25,6 @@ use crate::error::{
 use crate::frame::{frame_to_bytes, read_frame};
 use crate::hello::{Hello, HelloKind, ANY_NODE, PROTOCOL_VERSION};
 use crate::tls::{self, CLIENT_ALPN};
-use crate::transport::{
-    CLOSE_SHUTDOWN, RESET_MALFORMED, RESET_NOT_ACCEPTING, RESET_OVERLOADED, RESET_TOO_LARGE,
-};
 use crate::NodeId;
 
 /// A client's QUIC endpoint: one UDP socket from which sessions to any number of nodes are opened.
@@ -163,7 +163,7 @@ impl ClientSession {
             version: PROTOCOL_VERSION,
             kind: HelloKind::Client,
             cluster_id: endpoint.cluster_id,
-            from: 0,
+            from: ANY_NODE,
             to: self.inner.node,
         };
         let (connection, _send, _recv) = dial(

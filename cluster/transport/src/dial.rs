@@ -112,7 +112,7 @@ async fn exchange_hello(
     })?;
     if ack.status != HelloStatus::Accepted {
         connection.close(
-            crate::transport::CLOSE_REFUSED,
+            crate::codes::CLOSE_REFUSED,
             ack.status.to_string().as_bytes(),
         );
         return Err(ConnectError::HelloRefused {

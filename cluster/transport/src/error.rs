@@ -98,7 +98,7 @@ pub enum CertError {
         name: String,
     },
     /// The same node id was listed twice.
-    #[error("node id {0} is listed twice")]
+    #[error("node id {} is listed twice", .0.0)]
     DuplicateNode(NodeId),
     /// The same client name was listed twice.
     #[error("client name {0:?} is listed twice")]
@@ -169,16 +169,16 @@ pub enum EndpointError {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SendError {
     /// No link to this node was added with `add_peer`.
-    #[error("node {0} is not a peer of this node")]
+    #[error("node {} is not a peer of this node", .0.0)]
     UnknownPeer(NodeId),
     /// The bounded queue to the peer is full (it is down or slow); the frame was dropped and counted.
-    #[error("queue to node {peer} is full: frame dropped")]
+    #[error("queue to node {} is full: frame dropped", .peer.0)]
     QueueFull {
         /// The destination.
         peer: NodeId,
     },
     /// The frame exceeds the configured limit.
-    #[error("frame of {len} bytes to node {peer} exceeds the limit of {max} bytes")]
+    #[error("frame of {len} bytes to node {} exceeds the limit of {max} bytes", .peer.0)]
     TooLarge {
         /// The destination.
         peer: NodeId,
@@ -246,7 +246,7 @@ pub enum ConnectError {
         detail: String,
     },
     /// The remote side's certificate names someone else than the node we dialled.
-    #[error("{addr} presented {found}, expected node {expected}")]
+    #[error("{addr} presented {found}, expected node {}", .expected.0)]
     WrongIdentity {
         /// Remote address.
         addr: SocketAddr,
@@ -326,7 +326,7 @@ pub enum IndeterminateReason {
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     /// The request definitely did not reach the node's application.
-    #[error("request to node {node} at {addr} not sent: {reason}")]
+    #[error("request to {} at {addr} not sent: {reason}", node_label(*.node))]
     NotSent {
         /// The node.
         node: NodeId,
@@ -337,7 +337,7 @@ pub enum RequestError {
         reason: NotSentReason,
     },
     /// The node received the request but refused it before its application saw it.
-    #[error("request to node {node} at {addr} rejected: {reason}")]
+    #[error("request to {} at {addr} rejected: {reason}", node_label(*.node))]
     Rejected {
         /// The node.
         node: NodeId,
@@ -348,7 +348,7 @@ pub enum RequestError {
         reason: RejectReason,
     },
     /// The request was sent but no response came: it may or may not have taken effect.
-    #[error("request to node {node} at {addr} has an unknown outcome: {reason}")]
+    #[error("request to {} at {addr} has an unknown outcome: {reason}", node_label(*.node))]
     Indeterminate {
         /// The node.
         node: NodeId,
@@ -367,5 +367,14 @@ impl RequestError {
             RequestError::NotSent { .. } | RequestError::Rejected { .. } => true,
             RequestError::Indeterminate { .. } => false,
         }
+    }
+}
+
+/// "node 3", or "the node" for a request addressed to whichever node answers at an address.
+fn node_label(node: NodeId) -> String {
+    if node == crate::hello::ANY_NODE {
+        "the node".to_string()
+    } else {
+        format!("node {}", node.0)
     }
 }

@@ -8,25 +8,26 @@
 //! Wire format (big-endian), each message sent as one length-prefixed frame:
 //! - hello, 32 bytes: magic `RTHL`, version u16, kind u8 (1 peer, 2 client), 0 u8, cluster id u64,
 //!   sender node id u64 (0 for clients), addressed node id u64.
-//! - ack, 24 bytes: magic `RTAK`, version u16, status u8, 0 u8, responding node id u64, its cluster id u64.
+//! - ack, 32 bytes: magic `RTAK`, version u16, status u8, 0 u8, responding node id u64, its cluster id u64,
+//!   detail u64 (for status 7, "removed", the log index of the configuration that removed the sender; else 0).
 
 use std::fmt;
 
 use crate::NodeId;
 
-/// Version of the hello/ack and framing protocol.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the hello/ack and framing protocol (2: the ack carries a detail word, and the "removed" status).
+pub const PROTOCOL_VERSION: u16 = 2;
 
 const HELLO_MAGIC: [u8; 4] = *b"RTHL";
 const ACK_MAGIC: [u8; 4] = *b"RTAK";
 /// Encoded size of a [`Hello`].
 pub(crate) const HELLO_BYTES: usize = 32;
 /// Encoded size of a [`HelloAck`].
-pub(crate) const ACK_BYTES: usize = 24;
+pub(crate) const ACK_BYTES: usize = 32;
 
 /// The `to` of a client hello that accepts whichever cluster node answers at the address (the client learns
 /// its id from the verified certificate). Peer hellos never use it.
-pub const ANY_NODE: NodeId = 0;
+pub const ANY_NODE: NodeId = NodeId(0);
 
 /// What kind of connection a hello opens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,11 +83,19 @@ pub enum HelloStatus {
     NotMember,
     /// The hello kind does not match the connection's ALPN protocol.
     WrongKind,
+    /// The sender was a member but has been removed from the cluster, by the configuration at this log index
+    /// (as the application told the transport with [`Transport::mark_removed`](crate::Transport::mark_removed)).
+    /// Node ids are never reused, so this is final.
+    Removed {
+        /// The log index of the configuration that removed the sender.
+        at_index: u64,
+    },
 }
 
 impl HelloStatus {
     fn code(self) -> u8 {
         match self {
+            HelloStatus::Removed { .. } => 7,
             HelloStatus::Accepted => 0,
             HelloStatus::VersionMismatch => 1,
             HelloStatus::ClusterMismatch => 2,
@@ -97,8 +106,16 @@ impl HelloStatus {
         }
     }
 
-    fn from_code(code: u8) -> Option<HelloStatus> {
+    fn detail(self) -> u64 {
+        match self {
+            HelloStatus::Removed { at_index } => at_index,
+            _ => 0,
+        }
+    }
+
+    fn from_code(code: u8, detail: u64) -> Option<HelloStatus> {
         Some(match code {
+            7 => HelloStatus::Removed { at_index: detail },
             0 => HelloStatus::Accepted,
             1 => HelloStatus::VersionMismatch,
             2 => HelloStatus::ClusterMismatch,
@@ -121,6 +138,12 @@ impl fmt::Display for HelloStatus {
             HelloStatus::IdentityMismatch => "certificate does not name the claimed node",
             HelloStatus::NotMember => "not a member of the cluster",
             HelloStatus::WrongKind => "connection kind does not match the ALPN protocol",
+            HelloStatus::Removed { at_index } => {
+                return write!(
+                    f,
+                    "you were removed from the cluster at log index {at_index}"
+                )
+            }
         })
     }
 }
@@ -177,8 +200,8 @@ impl Hello {
             HelloKind::Client => 2,
         };
         out[8..16].copy_from_slice(&self.cluster_id.to_be_bytes());
-        out[16..24].copy_from_slice(&self.from.to_be_bytes());
-        out[24..32].copy_from_slice(&self.to.to_be_bytes());
+        out[16..24].copy_from_slice(&self.from.0.to_be_bytes());
+        out[24..32].copy_from_slice(&self.to.0.to_be_bytes());
         out
     }
 
@@ -209,21 +232,22 @@ impl Hello {
             version: u16_at(b, 4),
             kind,
             cluster_id: u64_at(b, 8),
-            from: u64_at(b, 16),
-            to: u64_at(b, 24),
+            from: NodeId(u64_at(b, 16)),
+            to: NodeId(u64_at(b, 24)),
         })
     }
 }
 
 impl HelloAck {
-    /// Encodes to the 24-byte wire form.
+    /// Encodes to the 32-byte wire form.
     pub fn encode(&self) -> [u8; ACK_BYTES] {
         let mut out = [0_u8; ACK_BYTES];
         out[0..4].copy_from_slice(&ACK_MAGIC);
         out[4..6].copy_from_slice(&self.version.to_be_bytes());
         out[6] = self.status.code();
-        out[8..16].copy_from_slice(&self.node_id.to_be_bytes());
+        out[8..16].copy_from_slice(&self.node_id.0.to_be_bytes());
         out[16..24].copy_from_slice(&self.cluster_id.to_be_bytes());
+        out[24..32].copy_from_slice(&self.status.detail().to_be_bytes());
         out
     }
 
@@ -239,15 +263,16 @@ impl HelloAck {
         if b[0..4] != ACK_MAGIC {
             return Err(HelloDecodeError::Magic { what: "ack" });
         }
-        let status = HelloStatus::from_code(b[6]).ok_or(HelloDecodeError::Unknown {
-            what: "ack",
-            field: "status",
-            value: b[6],
-        })?;
+        let status =
+            HelloStatus::from_code(b[6], u64_at(b, 24)).ok_or(HelloDecodeError::Unknown {
+                what: "ack",
+                field: "status",
+                value: b[6],
+            })?;
         Ok(HelloAck {
             version: u16_at(b, 4),
             status,
-            node_id: u64_at(b, 8),
+            node_id: NodeId(u64_at(b, 8)),
             cluster_id: u64_at(b, 16),
         })
     }
@@ -264,16 +289,16 @@ mod tests {
             version: PROTOCOL_VERSION,
             kind: HelloKind::Peer,
             cluster_id: 7,
-            from: 1,
-            to: u64::MAX,
+            from: NodeId(1),
+            to: NodeId(u64::MAX),
         };
         assert_eq!(Hello::decode(&hello.encode()), Ok(hello));
-        for code in 0..=6 {
-            let status = HelloStatus::from_code(code).unwrap();
+        for code in 0..=7 {
+            let status = HelloStatus::from_code(code, if code == 7 { 41 } else { 0 }).unwrap();
             let ack = HelloAck {
                 version: 1,
                 status,
-                node_id: 3,
+                node_id: NodeId(3),
                 cluster_id: 9,
             };
             assert_eq!(HelloAck::decode(&ack.encode()), Ok(ack));
@@ -293,7 +318,7 @@ mod tests {
         let mut ack = HelloAck {
             version: 1,
             status: HelloStatus::Accepted,
-            node_id: 1,
+            node_id: NodeId(1),
             cluster_id: 1,
         }
         .encode();
@@ -310,8 +335,8 @@ mod tests {
             version: 1,
             kind: HelloKind::Client,
             cluster_id: 1,
-            from: 0,
-            to: 1,
+            from: NodeId(0),
+            to: NodeId(1),
         }
         .encode();
         assert!(HelloAck::decode(&hello[..ACK_BYTES]).is_err());

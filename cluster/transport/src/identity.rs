@@ -33,7 +33,7 @@ impl PeerIdentity {
     /// The DNS name that carries this identity in a certificate: `node-<id>` or `client-<name>`.
     pub fn dns_name(&self) -> String {
         match self {
-            PeerIdentity::Node(id) => format!("{NODE_NAME_PREFIX}{id}"),
+            PeerIdentity::Node(id) => format!("{NODE_NAME_PREFIX}{}", id.0),
             PeerIdentity::Client(name) => format!("{CLIENT_NAME_PREFIX}{name}"),
         }
     }
@@ -41,9 +41,9 @@ impl PeerIdentity {
     /// Parses `node-<id>` or `client-<name>`; anything else (including `node-007`) is `None`.
     pub fn from_dns_name(name: &str) -> Option<PeerIdentity> {
         if let Some(digits) = name.strip_prefix(NODE_NAME_PREFIX) {
-            let id: NodeId = digits.parse().ok()?;
+            let id: u64 = digits.parse().ok()?;
             // One spelling per id: no leading zeros or signs.
-            return (id.to_string() == digits).then_some(PeerIdentity::Node(id));
+            return (id.to_string() == digits).then_some(PeerIdentity::Node(NodeId(id)));
         }
         let client = name.strip_prefix(CLIENT_NAME_PREFIX)?;
         is_valid_client_name(client).then(|| PeerIdentity::Client(client.to_string()))
@@ -91,7 +91,7 @@ impl PeerIdentity {
 impl fmt::Display for PeerIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PeerIdentity::Node(id) => write!(f, "node {id}"),
+            PeerIdentity::Node(id) => write!(f, "node {}", id.0),
             PeerIdentity::Client(name) => write!(f, "client {name:?}"),
         }
     }
@@ -115,11 +115,11 @@ mod tests {
     #[test]
     fn dns_names_parse_canonical_forms_only() {
         let cases: &[(&str, Option<PeerIdentity>)] = &[
-            ("node-1", Some(PeerIdentity::Node(1))),
-            ("node-0", Some(PeerIdentity::Node(0))),
+            ("node-1", Some(PeerIdentity::Node(NodeId(1)))),
+            ("node-0", Some(PeerIdentity::Node(NodeId(0)))),
             (
                 "node-18446744073709551615",
-                Some(PeerIdentity::Node(u64::MAX)),
+                Some(PeerIdentity::Node(NodeId(u64::MAX))),
             ),
             ("node-18446744073709551616", None),
             ("node-007", None),
@@ -142,7 +142,7 @@ mod tests {
     #[test]
     fn dns_name_round_trips() {
         for identity in [
-            PeerIdentity::Node(42),
+            PeerIdentity::Node(NodeId(42)),
             PeerIdentity::Client("bench-7".into()),
         ] {
             assert_eq!(
@@ -172,7 +172,7 @@ mod tests {
         let node = cert_with(Some("node-3"), &["node-3"]);
         assert_eq!(
             PeerIdentity::from_certificate(&node).unwrap(),
-            PeerIdentity::Node(3)
+            PeerIdentity::Node(NodeId(3))
         );
         let san_only = cert_with(None, &["localhost", "client-bob"]);
         assert_eq!(
@@ -182,7 +182,7 @@ mod tests {
         let cn_only = cert_with(Some("node-9"), &[]);
         assert_eq!(
             PeerIdentity::from_certificate(&cn_only).unwrap(),
-            PeerIdentity::Node(9)
+            PeerIdentity::Node(NodeId(9))
         );
     }
 

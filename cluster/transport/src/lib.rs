@@ -1,7 +1,7 @@
 //! QUIC transport with mutual TLS for raft-node: cluster CA, certificates, framed peer and client links.
 //!
-//! The crate carries opaque byte frames between nodes identified by `u64` ids, and request/response exchanges
-//! between clients and nodes. It knows nothing of Raft.
+//! The crate carries opaque byte frames between nodes identified by [`NodeId`]s, and request/response exchanges
+//! between clients and nodes. It knows nothing of Raft (it borrows only the core's `NodeId` type).
 //!
 //! - One [`Transport`] per node binds one UDP port (one quinn endpoint) for everything: its outgoing links to
 //!   peers (it is the QUIC client there), its peers' incoming links, and client connections. Peer and client
@@ -24,14 +24,14 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use bytes::Bytes;
-//! use raft_transport::{Credentials, PeerIdentity, Transport, TransportConfig};
+//! use raft_transport::{Credentials, NodeId, PeerIdentity, Transport, TransportConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let credentials = Credentials::load("certs".as_ref(), &PeerIdentity::Node(1))?;
+//! let credentials = Credentials::load("certs".as_ref(), &PeerIdentity::Node(NodeId(1)))?;
 //! let (transport, mut inbox) =
 //!     Transport::bind("127.0.0.1:7001".parse()?, &credentials, 42, TransportConfig::default())?;
-//! transport.add_peer(2, "127.0.0.1:7002".parse()?);
-//! transport.add_peer(3, "127.0.0.1:7003".parse()?);
+//! transport.add_peer(NodeId(2), "127.0.0.1:7002".parse()?);
+//! transport.add_peer(NodeId(3), "127.0.0.1:7003".parse()?);
 //! let mut tick = tokio::time::interval(Duration::from_millis(10));
 //! tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 //! loop {
@@ -46,7 +46,7 @@
 //!         }
 //!         _ = tick.tick() => {
 //!             // For each outgoing Raft message: a full queue drops it (counted), Raft retransmits.
-//!             let _ = transport.send(2, Bytes::from_static(b"heartbeat"));
+//!             let _ = transport.send(NodeId(2), Bytes::from_static(b"heartbeat"));
 //!         }
 //!     }
 //! }
@@ -57,12 +57,12 @@
 //! ```no_run
 //! use std::time::Duration;
 //! use bytes::Bytes;
-//! use raft_transport::{ClientEndpoint, Credentials, PeerIdentity, TransportConfig};
+//! use raft_transport::{ClientEndpoint, Credentials, NodeId, PeerIdentity, TransportConfig};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let credentials = Credentials::load("certs".as_ref(), &PeerIdentity::Client("alice".into()))?;
 //! let client = ClientEndpoint::bind("127.0.0.1:0".parse()?, &credentials, 42, TransportConfig::default())?;
-//! let node1 = client.session(1, "127.0.0.1:7001".parse()?);
+//! let node1 = client.session(NodeId(1), "127.0.0.1:7001".parse()?);
 //! match node1.request(Bytes::from_static(b"get x"), Duration::from_secs(1)).await {
 //!     Ok(response) => println!("ok {response:?}"),
 //!     Err(e) if e.is_definite() => println!("fail: {e}"),
@@ -75,6 +75,7 @@
 mod backoff;
 mod certs;
 mod client;
+mod codes;
 mod config;
 mod dial;
 mod error;
@@ -82,11 +83,12 @@ mod frame;
 mod hello;
 mod identity;
 mod link;
+mod notice;
 mod tls;
 mod transport;
 
-/// A node's id, as named in its certificate (`node-<id>`).
-pub type NodeId = u64;
+/// A node's id, as named in its certificate (`node-<id>`): the Raft core's type, shared by every crate.
+pub use raft::NodeId;
 
 pub use backoff::Backoff;
 pub use certs::{
@@ -95,6 +97,10 @@ pub use certs::{
     VALIDITY_LIFETIME_DEFAULT,
 };
 pub use client::{ClientEndpoint, ClientSession};
+pub use codes::{
+    CLOSE_LINK_REMOVED, CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_REPLACED, CLOSE_SHUTDOWN,
+    RESET_MALFORMED, RESET_NOT_ACCEPTING, RESET_NO_RESPONSE, RESET_OVERLOADED, RESET_TOO_LARGE,
+};
 pub use config::TransportConfig;
 pub use error::{
     CertError, ConnectError, EndpointError, FrameError, IdentityError, IndeterminateReason,
@@ -110,9 +116,6 @@ pub use identity::{
     is_valid_client_name, PeerIdentity, CLIENT_NAME_BYTES_MAX, CLIENT_NAME_PREFIX, NODE_NAME_PREFIX,
 };
 pub use link::PeerLinkStats;
+pub use notice::PeerNotice;
 pub use tls::{CLIENT_ALPN, PEER_ALPN};
-pub use transport::{
-    Inbox, IncomingRequest, PeerFrame, Responder, Transport, TransportStats, CLOSE_LINK_REMOVED,
-    CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_REPLACED, CLOSE_SHUTDOWN, RESET_MALFORMED,
-    RESET_NOT_ACCEPTING, RESET_NO_RESPONSE, RESET_OVERLOADED, RESET_TOO_LARGE,
-};
+pub use transport::{Inbox, IncomingRequest, PeerFrame, Responder, Transport, TransportStats};

@@ -11,12 +11,14 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::backoff::{Backoff, SplitMix64};
+use crate::codes::CLOSE_LINK_REMOVED;
 use crate::config::TransportConfig;
 use crate::dial::dial;
+use crate::error::ConnectError;
 use crate::error::SendError;
 use crate::frame::encode_frame;
-use crate::hello::{Hello, HelloKind, PROTOCOL_VERSION};
-use crate::transport::CLOSE_LINK_REMOVED;
+use crate::hello::{Hello, HelloKind, HelloStatus, PROTOCOL_VERSION};
+use crate::notice::PeerNotice;
 use crate::NodeId;
 
 /// Counters and state of one outgoing link, readable at any time.
@@ -82,6 +84,8 @@ pub(crate) struct LinkSetup {
     pub(crate) endpoint: Endpoint,
     pub(crate) client_config: quinn::ClientConfig,
     pub(crate) config: Arc<TransportConfig>,
+    /// Where a refusal that concerns the node itself (it was removed) is reported.
+    pub(crate) notices: mpsc::Sender<PeerNotice>,
 }
 
 impl PeerLink {
@@ -128,7 +132,7 @@ impl PeerLink {
 }
 
 fn jitter_seed(seed: u64, local: NodeId, peer: NodeId) -> u64 {
-    let mut mix = SplitMix64(seed ^ local.rotate_left(32) ^ peer);
+    let mut mix = SplitMix64(seed ^ local.0.rotate_left(32) ^ peer.0);
     mix.next()
 }
 
@@ -160,7 +164,7 @@ async fn run_link(setup: LinkSetup, mut queue: mpsc::Receiver<Bytes>, counters: 
                 backoff.reset();
                 counters.connects.fetch_add(1, Ordering::Relaxed);
                 counters.connected.store(true, Ordering::Relaxed);
-                tracing::info!(peer = setup.peer_id, addr = %setup.addr, "peer link up");
+                tracing::info!(peer = setup.peer_id.0, addr = %setup.addr, "peer link up");
                 let end = pump(&config, &connection, send, &mut queue, &counters).await;
                 counters.connected.store(false, Ordering::Relaxed);
                 match end {
@@ -169,14 +173,25 @@ async fn run_link(setup: LinkSetup, mut queue: mpsc::Receiver<Bytes>, counters: 
                         return;
                     }
                     PumpEnd::Failed(reason) => {
-                        tracing::info!(peer = setup.peer_id, addr = %setup.addr, %reason, "peer link down");
+                        tracing::info!(peer = setup.peer_id.0, addr = %setup.addr, %reason, "peer link down");
                         *counters.last_error.lock().expect("link stats lock") = Some(reason);
                     }
                 }
             }
             Err(error) => {
+                if let ConnectError::HelloRefused {
+                    status: HelloStatus::Removed { at_index },
+                    ..
+                } = error
+                {
+                    tracing::warn!(peer = setup.peer_id.0, addr = %setup.addr, at_index, "the peer says this node was removed from the cluster");
+                    let _ = setup.notices.try_send(PeerNotice::Removed {
+                        by: setup.peer_id,
+                        at_index,
+                    });
+                }
                 counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(peer = setup.peer_id, addr = %setup.addr, %error, "peer connect failed");
+                tracing::debug!(peer = setup.peer_id.0, addr = %setup.addr, %error, "peer connect failed");
                 *counters.last_error.lock().expect("link stats lock") = Some(error.to_string());
             }
         }

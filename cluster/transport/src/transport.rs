@@ -13,6 +13,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::certs::Credentials;
+use crate::codes::{
+    CLOSE_LINK_REMOVED, CLOSE_PROTOCOL, CLOSE_REFUSED, CLOSE_REPLACED, CLOSE_SHUTDOWN,
+    RESET_MALFORMED, RESET_NOT_ACCEPTING, RESET_NO_RESPONSE, RESET_OVERLOADED, RESET_TOO_LARGE,
+};
 use crate::config::TransportConfig;
 use crate::error::{EndpointError, FrameError, SendError};
 use crate::frame::{frame_to_bytes, read_frame, FrameDecoder, FRAME_HEADER_BYTES};
@@ -21,30 +25,9 @@ use crate::hello::{
 };
 use crate::identity::PeerIdentity;
 use crate::link::{LinkSetup, PeerLink, PeerLinkStats};
+use crate::notice::{PeerNotice, NOTICES_MAX};
 use crate::tls::{self, CLIENT_ALPN, PEER_ALPN};
 use crate::NodeId;
-
-/// Connection close code: the endpoint is shutting down.
-pub const CLOSE_SHUTDOWN: VarInt = VarInt::from_u32(0);
-/// Connection close code: the hello was refused.
-pub const CLOSE_REFUSED: VarInt = VarInt::from_u32(1);
-/// Connection close code: a newer connection from the same peer replaced this one.
-pub const CLOSE_REPLACED: VarInt = VarInt::from_u32(2);
-/// Connection close code: the remote side broke the protocol (bad hello, oversized frame...).
-pub const CLOSE_PROTOCOL: VarInt = VarInt::from_u32(3);
-/// Connection close code: the peer was removed.
-pub const CLOSE_LINK_REMOVED: VarInt = VarInt::from_u32(4);
-
-/// Stream reset code: the request queue was full; the request was not processed.
-pub const RESET_OVERLOADED: VarInt = VarInt::from_u32(1);
-/// Stream reset code: the request exceeded the frame limit; it was not processed.
-pub const RESET_TOO_LARGE: VarInt = VarInt::from_u32(2);
-/// Stream reset code: the application no longer takes requests; the request was not processed.
-pub const RESET_NOT_ACCEPTING: VarInt = VarInt::from_u32(3);
-/// Stream reset code: the request frame was malformed or incomplete; it was not processed.
-pub const RESET_MALFORMED: VarInt = VarInt::from_u32(4);
-/// Stream reset code: the application dropped the request without answering; it may have been processed.
-pub const RESET_NO_RESPONSE: VarInt = VarInt::from_u32(5);
 
 /// A frame from a peer, with the sender authenticated by its certificate and hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,6 +111,8 @@ pub struct Inbox {
     pub frames: mpsc::Receiver<PeerFrame>,
     /// Client requests.
     pub requests: mpsc::Receiver<IncomingRequest>,
+    /// What peers said about this node when they refused its links (e.g. that it was removed).
+    pub notices: mpsc::Receiver<PeerNotice>,
 }
 
 /// A snapshot of the transport's counters.
@@ -174,9 +159,13 @@ struct Shared {
     peers: Mutex<HashMap<NodeId, PeerLink>>,
     /// The current confirmed incoming connection of each peer.
     incoming: Mutex<HashMap<NodeId, Connection>>,
+    /// Former members, with the log index of the configuration that removed them: their hellos are refused
+    /// with [`HelloStatus::Removed`] so they learn it.
+    removed: Mutex<HashMap<NodeId, u64>>,
     counters: Counters,
     frames: mpsc::Sender<PeerFrame>,
     requests: mpsc::Sender<IncomingRequest>,
+    notices: mpsc::Sender<PeerNotice>,
 }
 
 /// A node's transport: bind it once, add peers, send frames, and read the [`Inbox`].
@@ -221,18 +210,21 @@ impl Transport {
         })?;
         let (frames_tx, frames) = mpsc::channel(config.inbox_frames);
         let (requests_tx, requests) = mpsc::channel(config.inbox_requests);
+        let (notices_tx, notices) = mpsc::channel(NOTICES_MAX);
         let shared = Arc::new(Shared {
             node_id,
             cluster_id,
             config: Arc::new(config),
             peers: Mutex::new(HashMap::new()),
             incoming: Mutex::new(HashMap::new()),
+            removed: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             frames: frames_tx,
             requests: requests_tx,
+            notices: notices_tx,
         });
         let accept_task = tokio::spawn(accept_loop(shared.clone(), endpoint.clone()));
-        tracing::info!(node = node_id, addr = ?endpoint.local_addr().ok(), "transport bound");
+        tracing::info!(node = node_id.0, addr = ?endpoint.local_addr().ok(), "transport bound");
         Ok((
             Transport {
                 shared,
@@ -240,7 +232,11 @@ impl Transport {
                 peer_client_config,
                 accept_task,
             },
-            Inbox { frames, requests },
+            Inbox {
+                frames,
+                requests,
+                notices,
+            },
         ))
     }
 
@@ -275,8 +271,20 @@ impl Transport {
             endpoint: self.endpoint.clone(),
             client_config: self.peer_client_config.clone(),
             config: self.shared.config.clone(),
+            notices: self.shared.notices.clone(),
         });
         peers.insert(peer, link);
+    }
+
+    /// Records that `peer` was removed from the cluster by the configuration at log index `at_index`: once it
+    /// is no longer a peer ([`Transport::remove_peer`]), its hellos are refused with [`HelloStatus::Removed`],
+    /// which its transport reports as [`PeerNotice::Removed`]. Permanent, since node ids are never reused.
+    pub fn mark_removed(&self, peer: NodeId, at_index: u64) {
+        self.shared
+            .removed
+            .lock()
+            .expect("removed lock")
+            .insert(peer, at_index);
     }
 
     /// Removes `peer`: stops its link and closes its incoming connection; its frames are no longer taken.
@@ -511,12 +519,24 @@ fn check_hello(
                 .expect("peers lock")
                 .contains_key(&hello.from)
             {
-                HelloStatus::NotMember
+                match removed_at(shared, hello.from) {
+                    Some(at_index) => HelloStatus::Removed { at_index },
+                    None => HelloStatus::NotMember,
+                }
             } else {
                 HelloStatus::Accepted
             }
         }
     }
+}
+
+fn removed_at(shared: &Shared, peer: NodeId) -> Option<u64> {
+    shared
+        .removed
+        .lock()
+        .expect("removed lock")
+        .get(&peer)
+        .copied()
 }
 
 /// Reads the frames of a confirmed peer link into the inbox until the connection ends.
@@ -535,7 +555,7 @@ async fn serve_peer(
     {
         old.close(CLOSE_REPLACED, b"replaced by a newer connection");
     }
-    tracing::info!(peer = from, remote = %connection.remote_address(), "incoming peer link up");
+    tracing::info!(peer = from.0, remote = %connection.remote_address(), "incoming peer link up");
     let mut decoder = FrameDecoder::new(shared.config.frame_bytes_max);
     let reason = 'read: loop {
         let chunk = match recv.read_chunk(usize::MAX, true).await {
@@ -572,7 +592,7 @@ async fn serve_peer(
                         .counters
                         .protocol_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer = from, %error, "closing peer link");
+                    tracing::warn!(peer = from.0, %error, "closing peer link");
                     connection.close(CLOSE_PROTOCOL, error.to_string().as_bytes());
                     break 'read error.to_string();
                 }
@@ -587,7 +607,7 @@ async fn serve_peer(
     {
         incoming.remove(&from);
     }
-    tracing::info!(peer = from, %reason, "incoming peer link down");
+    tracing::info!(peer = from.0, %reason, "incoming peer link down");
 }
 
 /// Accepts one stream per request until the client goes away.

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use raft_transport::{
     generate_cluster_certs, CertAuthority, CertValidity, ClientEndpoint, ClusterCertSpec,
     ConnectError, Credentials, HelloStatus, Inbox, IndeterminateReason, NodeId, NodeSpec,
-    NotSentReason, PeerFrame, PeerIdentity, RejectReason, RequestError, SendError, Transport,
-    TransportConfig,
+    NotSentReason, PeerFrame, PeerIdentity, PeerNotice, RejectReason, RequestError, SendError,
+    Transport, TransportConfig,
 };
 use tempfile::TempDir;
 
@@ -23,14 +23,14 @@ struct Certs {
 }
 
 impl Certs {
-    fn new(nodes: &[NodeId], clients: &[&str]) -> Certs {
+    fn new(nodes: &[u64], clients: &[&str]) -> Certs {
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = ClusterCertSpec {
             ca_name: "test cluster CA".into(),
             nodes: nodes
                 .iter()
                 .map(|&id| NodeSpec {
-                    id,
+                    id: NodeId(id),
                     addrs: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
                 })
                 .collect(),
@@ -41,8 +41,9 @@ impl Certs {
         Certs { dir }
     }
 
-    fn node(&self, id: NodeId) -> Credentials {
-        Credentials::load(self.dir.path(), &PeerIdentity::Node(id)).expect("node credentials")
+    fn node(&self, id: u64) -> Credentials {
+        Credentials::load(self.dir.path(), &PeerIdentity::Node(NodeId(id)))
+            .expect("node credentials")
     }
 
     fn client(&self, name: &str) -> Credentials {
@@ -149,8 +150,8 @@ async fn three_nodes_exchange_frames_with_authenticated_senders() {
         assert_eq!(got, expected, "node {me}");
     }
     assert_eq!(
-        nodes[0].0.send(9, Bytes::new()),
-        Err(SendError::UnknownPeer(9))
+        nodes[0].0.send(NodeId(9), Bytes::new()),
+        Err(SendError::UnknownPeer(NodeId(9)))
     );
     for (transport, _) in nodes {
         transport.shutdown().await;
@@ -167,24 +168,24 @@ async fn many_frames_are_batched_and_arrive_in_order() {
     };
     let (a, _a_inbox) = bind(&certs.node(1), cfg.clone());
     let (b, mut b_inbox) = bind(&certs.node(2), cfg);
-    b.add_peer(1, a.local_addr());
-    a.add_peer(2, b.local_addr());
+    b.add_peer(NodeId(1), a.local_addr());
+    a.add_peer(NodeId(2), b.local_addr());
     // On the current-thread test runtime the link task cannot run before this loop ends, so every frame is
     // queued before the first write: the sender must batch.
     for i in 0..frames {
-        a.send(2, Bytes::copy_from_slice(&i.to_be_bytes()))
+        a.send(NodeId(2), Bytes::copy_from_slice(&i.to_be_bytes()))
             .expect("queued");
     }
     for i in 0..frames {
         let frame = next_frame(&mut b_inbox).await;
-        assert_eq!(frame.from, 1);
+        assert_eq!(frame.from, NodeId(1));
         assert_eq!(
             frame.payload.as_ref(),
             i.to_be_bytes(),
             "frame {i} out of order"
         );
     }
-    let link = &a.stats().peers[&2];
+    let link = &a.stats().peers[&NodeId(2)];
     assert_eq!(link.frames_sent, u64::from(frames));
     assert_eq!(link.frames_dropped, 0);
     assert!(
@@ -208,13 +209,13 @@ async fn full_queue_drops_and_counts_frames() {
         },
     );
     // Nobody listens there; the frames can only queue.
-    a.add_peer(2, SocketAddr::from((Ipv4Addr::LOCALHOST, 9)));
+    a.add_peer(NodeId(2), SocketAddr::from((Ipv4Addr::LOCALHOST, 9)));
     let results: Vec<_> = (0..6)
-        .map(|_| a.send(2, Bytes::from_static(b"x")))
+        .map(|_| a.send(NodeId(2), Bytes::from_static(b"x")))
         .collect();
     assert!(results[..4].iter().all(|r| r.is_ok()), "{results:?}");
-    assert_eq!(results[4], Err(SendError::QueueFull { peer: 2 }));
-    assert_eq!(a.stats().peers[&2].frames_dropped, 2);
+    assert_eq!(results[4], Err(SendError::QueueFull { peer: NodeId(2) }));
+    assert_eq!(a.stats().peers[&NodeId(2)].frames_dropped, 2);
     a.shutdown().await;
 }
 
@@ -235,23 +236,25 @@ async fn oversized_frames_are_rejected_by_sender_and_receiver() {
             ..config()
         },
     );
-    a.add_peer(2, b.local_addr());
-    b.add_peer(1, a.local_addr());
+    a.add_peer(NodeId(2), b.local_addr());
+    b.add_peer(NodeId(1), a.local_addr());
 
     // The sender refuses frames above its own limit.
-    let err = a.send(2, Bytes::from(vec![0; 64 * 1024 + 1])).unwrap_err();
+    let err = a
+        .send(NodeId(2), Bytes::from(vec![0; 64 * 1024 + 1]))
+        .unwrap_err();
     assert_eq!(
         err,
         SendError::TooLarge {
-            peer: 2,
+            peer: NodeId(2),
             len: 64 * 1024 + 1,
             max: 64 * 1024
         }
     );
 
     // The receiver closes a link that announces a frame above its limit, without delivering it.
-    a.send(2, Bytes::from_static(b"before")).unwrap();
-    a.send(2, Bytes::from(vec![7; 2048])).unwrap();
+    a.send(NodeId(2), Bytes::from_static(b"before")).unwrap();
+    a.send(NodeId(2), Bytes::from(vec![7; 2048])).unwrap();
     let first = next_frame(&mut b_inbox).await;
     assert_eq!(first.payload.as_ref(), b"before");
     wait_until("receiver counts a protocol error", || {
@@ -261,11 +264,11 @@ async fn oversized_frames_are_rejected_by_sender_and_receiver() {
 
     // The link comes back and small frames flow again; the oversized one was never delivered.
     wait_until("link reconnected", || {
-        let link = &a.stats().peers[&2];
+        let link = &a.stats().peers[&NodeId(2)];
         link.connects >= 2 && link.connected
     })
     .await;
-    a.send(2, Bytes::from_static(b"after")).unwrap();
+    a.send(NodeId(2), Bytes::from_static(b"after")).unwrap();
     let next = next_frame(&mut b_inbox).await;
     assert_eq!(next.payload.as_ref(), b"after");
     a.shutdown().await;
@@ -293,7 +296,7 @@ async fn client_request_response_roundtrip_with_identity() {
     let server = spawn_echo_server(inbox);
     let client =
         ClientEndpoint::bind(any_port(), &certs.client("alice"), CLUSTER, config()).unwrap();
-    let session = client.session(1, node.local_addr());
+    let session = client.session(NodeId(1), node.local_addr());
     for i in 0..20 {
         let response = session
             .request(Bytes::from(format!("req {i}")), GUARD)
@@ -322,7 +325,7 @@ async fn client_request_response_roundtrip_with_identity() {
     // A node certificate can act as a client; the application sees a node identity.
     let as_node = ClientEndpoint::bind(any_port(), &certs.node(3), CLUSTER, config()).unwrap();
     let response = as_node
-        .session(1, node.local_addr())
+        .session(NodeId(1), node.local_addr())
         .request(Bytes::from_static(b"hi"), GUARD)
         .await
         .unwrap();
@@ -341,7 +344,7 @@ async fn client_with_foreign_ca_certificate_is_refused() {
     let _server = spawn_echo_server(inbox);
     let mallory = certs.foreign(&PeerIdentity::Client("mallory".into()));
     let client = ClientEndpoint::bind(any_port(), &mallory, CLUSTER, config()).unwrap();
-    let session = client.session(1, node.local_addr());
+    let session = client.session(NodeId(1), node.local_addr());
 
     let err = session.connect().await.unwrap_err();
     assert!(matches!(err, ConnectError::Refused { .. }), "{err}");
@@ -376,22 +379,24 @@ async fn client_with_foreign_ca_certificate_is_refused() {
 async fn peer_with_foreign_ca_certificate_is_refused_and_never_delivers() {
     let certs = Certs::new(&[1, 2], &[]);
     let (node, mut inbox) = bind(&certs.node(1), config());
-    let (rogue, _rogue_inbox) = bind(&certs.foreign(&PeerIdentity::Node(2)), config());
+    let (rogue, _rogue_inbox) = bind(&certs.foreign(&PeerIdentity::Node(NodeId(2))), config());
     // Node 2 is even a member: only the CA check keeps the rogue out.
-    node.add_peer(2, rogue.local_addr());
-    rogue.add_peer(1, node.local_addr());
+    node.add_peer(NodeId(2), rogue.local_addr());
+    rogue.add_peer(NodeId(1), node.local_addr());
     for _ in 0..10 {
-        rogue.send(1, Bytes::from_static(b"forged")).unwrap();
+        rogue
+            .send(NodeId(1), Bytes::from_static(b"forged"))
+            .unwrap();
     }
     wait_until("rogue's hello failed twice", || {
-        rogue.stats().peers[&1].connect_failures >= 2
+        rogue.stats().peers[&NodeId(1)].connect_failures >= 2
     })
     .await;
     wait_until("node refused its handshakes", || {
         node.stats().handshakes_failed >= 2
     })
     .await;
-    let link = rogue.stats().peers[&1].clone();
+    let link = rogue.stats().peers[&NodeId(1)].clone();
     assert!(!link.connected);
     assert_eq!(link.connects, 0);
     assert_eq!(link.frames_sent, 0);
@@ -402,10 +407,10 @@ async fn peer_with_foreign_ca_certificate_is_refused_and_never_delivers() {
     );
     // Node 1 refuses the rogue's server certificate too.
     wait_until("node's own link to the rogue fails", || {
-        node.stats().peers[&2].connect_failures >= 1
+        node.stats().peers[&NodeId(2)].connect_failures >= 1
     })
     .await;
-    assert_eq!(node.stats().peers[&2].connects, 0);
+    assert_eq!(node.stats().peers[&NodeId(2)].connects, 0);
     assert!(
         inbox.frames.try_recv().is_err(),
         "a forged frame was delivered"
@@ -420,17 +425,22 @@ async fn valid_node_that_is_not_a_member_is_refused_at_hello() {
     let certs = Certs::new(&[1, 3], &[]);
     let (node, mut inbox) = bind(&certs.node(1), config());
     let (outsider, _outsider_inbox) = bind(&certs.node(3), config());
-    outsider.add_peer(1, node.local_addr());
-    outsider.send(1, Bytes::from_static(b"let me in")).unwrap();
+    outsider.add_peer(NodeId(1), node.local_addr());
+    outsider
+        .send(NodeId(1), Bytes::from_static(b"let me in"))
+        .unwrap();
     wait_until("outsider's hello refused", || {
         node.stats().hellos_refused >= 1
     })
     .await;
     wait_until("outsider records the refusal", || {
-        outsider.stats().peers[&1].last_error.is_some()
+        outsider.stats().peers[&NodeId(1)].last_error.is_some()
     })
     .await;
-    let last_error = outsider.stats().peers[&1].last_error.clone().unwrap();
+    let last_error = outsider.stats().peers[&NodeId(1)]
+        .last_error
+        .clone()
+        .unwrap();
     assert!(
         last_error.contains(&HelloStatus::NotMember.to_string()),
         "{last_error}"
@@ -438,17 +448,17 @@ async fn valid_node_that_is_not_a_member_is_refused_at_hello() {
     assert!(inbox.frames.try_recv().is_err());
 
     // Once added as a member, the same node gets in.
-    node.add_peer(3, outsider.local_addr());
+    node.add_peer(NodeId(3), outsider.local_addr());
     let frame = next_frame(&mut inbox).await;
     assert_eq!(
         frame,
         PeerFrame {
-            from: 3,
+            from: NodeId(3),
             payload: Bytes::from_static(b"let me in")
         }
     );
     // Removing it closes its link again.
-    node.remove_peer(3);
+    node.remove_peer(NodeId(3));
     wait_until("incoming link closed", || {
         node.stats().incoming_peers.is_empty()
     })
@@ -464,7 +474,7 @@ async fn other_cluster_id_is_refused() {
     let client =
         ClientEndpoint::bind(any_port(), &certs.client("bob"), CLUSTER + 1, config()).unwrap();
     let err = client
-        .session(1, node.local_addr())
+        .session(NodeId(1), node.local_addr())
         .connect()
         .await
         .unwrap_err();
@@ -480,7 +490,7 @@ async fn other_cluster_id_is_refused() {
     );
     // Dialling the right address under the wrong node id fails too (TLS checks the server name).
     let err = client
-        .session(2, node.local_addr())
+        .session(NodeId(2), node.local_addr())
         .connect()
         .await
         .unwrap_err();
@@ -495,9 +505,10 @@ async fn restarted_peer_on_same_port_is_reconnected_and_frames_flow_again() {
     let (a, _a_inbox) = bind(&certs.node(1), config());
     let (b, mut b_inbox) = bind(&certs.node(2), config());
     let b_addr = b.local_addr();
-    a.add_peer(2, b_addr);
-    b.add_peer(1, a.local_addr());
-    a.send(2, Bytes::from_static(b"first life")).unwrap();
+    a.add_peer(NodeId(2), b_addr);
+    b.add_peer(NodeId(1), a.local_addr());
+    a.send(NodeId(2), Bytes::from_static(b"first life"))
+        .unwrap();
     assert_eq!(
         next_frame(&mut b_inbox).await.payload.as_ref(),
         b"first life"
@@ -506,28 +517,31 @@ async fn restarted_peer_on_same_port_is_reconnected_and_frames_flow_again() {
     b.shutdown().await;
     drop(b_inbox);
     let (b, mut b_inbox) = rebind(b_addr, &certs.node(2)).await;
-    b.add_peer(1, a.local_addr());
+    b.add_peer(NodeId(1), a.local_addr());
     // Frames sent while the old connection is still believed up may be lost: keep sending until one arrives.
     let frame = loop {
-        a.send(2, Bytes::from_static(b"second life")).ok();
+        a.send(NodeId(2), Bytes::from_static(b"second life")).ok();
         if let Ok(Some(frame)) =
             tokio::time::timeout(Duration::from_millis(50), b_inbox.frames.recv()).await
         {
             break frame;
         }
-        assert!(a.stats().peers[&2].connects < 100, "runaway reconnects");
+        assert!(
+            a.stats().peers[&NodeId(2)].connects < 100,
+            "runaway reconnects"
+        );
     };
     assert_eq!(
         frame,
         PeerFrame {
-            from: 1,
+            from: NodeId(1),
             payload: Bytes::from_static(b"second life")
         }
     );
-    assert!(a.stats().peers[&2].connects >= 2);
+    assert!(a.stats().peers[&NodeId(2)].connects >= 2);
     println!(
         "restart: link stats after reconnect: {:?}",
-        a.stats().peers[&2]
+        a.stats().peers[&NodeId(2)]
     );
     a.shutdown().await;
     b.shutdown().await;
@@ -564,9 +578,10 @@ async fn crashed_peer_restarted_on_same_port_is_reconnected() {
         bind(&certs.node(2), config())
     };
     let b_addr = b.local_addr();
-    a.add_peer(2, b_addr);
-    b.add_peer(1, a.local_addr());
-    a.send(2, Bytes::from_static(b"before crash")).unwrap();
+    a.add_peer(NodeId(2), b_addr);
+    b.add_peer(NodeId(1), a.local_addr());
+    a.send(NodeId(2), Bytes::from_static(b"before crash"))
+        .unwrap();
     assert_eq!(
         next_frame(&mut b_inbox).await.payload.as_ref(),
         b"before crash"
@@ -576,9 +591,9 @@ async fn crashed_peer_restarted_on_same_port_is_reconnected() {
     drop(b);
     drop(b_inbox);
     let (b, mut b_inbox) = rebind(b_addr, &certs.node(2)).await;
-    b.add_peer(1, a.local_addr());
+    b.add_peer(NodeId(1), a.local_addr());
     let frame = loop {
-        a.send(2, Bytes::from_static(b"after crash")).ok();
+        a.send(NodeId(2), Bytes::from_static(b"after crash")).ok();
         if let Ok(Some(frame)) =
             tokio::time::timeout(Duration::from_millis(50), b_inbox.frames.recv()).await
         {
@@ -588,11 +603,11 @@ async fn crashed_peer_restarted_on_same_port_is_reconnected() {
     assert_eq!(
         frame,
         PeerFrame {
-            from: 1,
+            from: NodeId(1),
             payload: Bytes::from_static(b"after crash")
         }
     );
-    let link = a.stats().peers[&2].clone();
+    let link = a.stats().peers[&NodeId(2)].clone();
     assert!(link.connects >= 2);
     // Expected "reset by peer": the new incarnation proves the old connection dead with a stateless reset
     // (same node key, same reset key) instead of leaving us to wait for the idle timeout.
@@ -613,7 +628,7 @@ async fn request_outcomes_are_precise() {
         .local_addr()
         .unwrap();
     let err = client
-        .session(1, nobody)
+        .session(NodeId(1), nobody)
         .request(Bytes::from_static(b"x"), GUARD)
         .await
         .unwrap_err();
@@ -638,7 +653,7 @@ async fn request_outcomes_are_precise() {
     )
     .unwrap();
     let err = small
-        .session(1, nobody)
+        .session(NodeId(1), nobody)
         .request(Bytes::from_static(b"123456789"), GUARD)
         .await
         .unwrap_err();
@@ -658,7 +673,7 @@ async fn request_outcomes_are_precise() {
             ..config()
         },
     );
-    let session = client.session(1, node.local_addr());
+    let session = client.session(NodeId(1), node.local_addr());
 
     // The node's application drops the request: the outcome is unknown.
     let dropper = tokio::spawn(async move {
@@ -764,7 +779,7 @@ async fn certificate_outside_its_validity_window_is_refused() {
             .unwrap();
     let client = ClientEndpoint::bind(any_port(), &expired, CLUSTER, config()).unwrap();
     let err = client
-        .session(1, node.local_addr())
+        .session(NodeId(1), node.local_addr())
         .connect()
         .await
         .unwrap_err();
@@ -838,22 +853,22 @@ async fn link_killed_by_a_partition_longer_than_the_idle_timeout_reconnects_when
     let (a, _a_inbox) = bind(&certs.node(1), short.clone());
     let (b, mut b_inbox) = bind(&certs.node(2), short);
     let relay = Relay::start(b.local_addr()).await;
-    a.add_peer(2, relay.addr);
-    b.add_peer(1, a.local_addr());
-    a.send(2, Bytes::from_static(b"before")).unwrap();
+    a.add_peer(NodeId(2), relay.addr);
+    b.add_peer(NodeId(1), a.local_addr());
+    a.send(NodeId(2), Bytes::from_static(b"before")).unwrap();
     assert_eq!(next_frame(&mut b_inbox).await.payload.as_ref(), b"before");
 
     relay.partition(true);
     wait_until("idle timeout kills the link", || {
-        !a.stats().peers[&2].connected
+        !a.stats().peers[&NodeId(2)].connected
     })
     .await;
-    let died_of = a.stats().peers[&2].last_error.clone().unwrap();
+    let died_of = a.stats().peers[&NodeId(2)].last_error.clone().unwrap();
     assert!(died_of.contains("timed out"), "{died_of}");
     relay.partition(false);
 
     let frame = loop {
-        a.send(2, Bytes::from_static(b"healed")).ok();
+        a.send(NodeId(2), Bytes::from_static(b"healed")).ok();
         if let Ok(Some(frame)) =
             tokio::time::timeout(Duration::from_millis(50), b_inbox.frames.recv()).await
         {
@@ -863,11 +878,11 @@ async fn link_killed_by_a_partition_longer_than_the_idle_timeout_reconnects_when
     assert_eq!(
         frame,
         PeerFrame {
-            from: 1,
+            from: NodeId(1),
             payload: Bytes::from_static(b"healed")
         }
     );
-    assert!(a.stats().peers[&2].connects >= 2);
+    assert!(a.stats().peers[&NodeId(2)].connects >= 2);
     a.shutdown().await;
     b.shutdown().await;
 }
@@ -886,7 +901,7 @@ async fn a_session_by_address_accepts_any_cluster_node_but_not_a_foreign_one() {
         .expect("a cluster node at that address answers");
     assert_eq!(response, Bytes::from_static(b"echo client \"alice\" hi"));
     // A node whose certificate comes from another CA is refused even though nobody named an id.
-    let (impostor, impostor_inbox) = bind(&certs.foreign(&PeerIdentity::Node(1)), config());
+    let (impostor, impostor_inbox) = bind(&certs.foreign(&PeerIdentity::Node(NodeId(1))), config());
     let impostor_server = spawn_echo_server(impostor_inbox);
     let err = client
         .session_any_node(impostor.local_addr())
@@ -899,4 +914,43 @@ async fn a_session_by_address_accepts_any_cluster_node_but_not_a_foreign_one() {
     impostor.shutdown().await;
     server.await.unwrap();
     impostor_server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_removed_node_is_told_at_hello_and_its_application_gets_a_notice() {
+    let certs = Certs::new(&[1, 2, 3], &[]);
+    let (member, _member_inbox) = bind(&certs.node(1), config());
+    let (removed, mut removed_inbox) = bind(&certs.node(2), config());
+    let (stranger, mut stranger_inbox) = bind(&certs.node(3), config());
+    member.mark_removed(NodeId(2), 41);
+    removed.add_peer(NodeId(1), member.local_addr());
+    stranger.add_peer(NodeId(1), member.local_addr());
+    let notice = tokio::time::timeout(GUARD, removed_inbox.notices.recv())
+        .await
+        .expect("a notice within the guard")
+        .expect("inbox open");
+    assert_eq!(
+        notice,
+        PeerNotice::Removed {
+            by: NodeId(1),
+            at_index: 41
+        }
+    );
+    let last_error = removed.stats().peers[&NodeId(1)]
+        .last_error
+        .clone()
+        .unwrap();
+    assert!(
+        last_error.contains("you were removed from the cluster at log index 41"),
+        "{last_error}"
+    );
+    // A node that was never a member is only refused, with nothing to tell its application.
+    wait_until("the stranger is refused", || {
+        stranger.stats().peers[&NodeId(1)].connect_failures >= 1
+    })
+    .await;
+    assert!(stranger_inbox.notices.try_recv().is_err());
+    member.shutdown().await;
+    removed.shutdown().await;
+    stranger.shutdown().await;
 }

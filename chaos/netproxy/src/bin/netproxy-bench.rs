@@ -11,7 +11,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use netproxy::{Endpoint, FaultTable, Relay, RelayConfig, RelaySpec};
+use netproxy::{Endpoint, FaultTable, NodeId, Relay, RelayConfig, RelaySpec};
 use tokio::net::UdpSocket;
 use tokio::sync::oneshot;
 
@@ -228,8 +228,8 @@ fn main() {
     let relay = spawn_runtime("relay", options.relay_threads, move || async move {
         let spec = RelaySpec {
             listen: loopback,
-            downstream: Endpoint::Node(1),
-            upstream: Endpoint::Node(2),
+            downstream: Endpoint::Node(NodeId(1)),
+            upstream: Endpoint::Node(NodeId(2)),
             upstream_addr: server_addr,
         };
         let table = Arc::new(FaultTable::new());

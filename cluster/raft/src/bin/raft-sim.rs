@@ -3,12 +3,12 @@
 //! ```text
 //! raft-sim --seeds 10000 [--start 0]        # soak: seeds start..start+N, stops at the first failure
 //! raft-sim --seed 42 --trace                # replay one seed, printing every event
-//! raft-sim --seeds 200 --mutation stale-reads   # how quickly a deliberate bug is caught
+//! raft-sim --seeds 200 --mutation stale-read    # how quickly a deliberate bug is caught
 //! ```
 //! `RAFT_SIM_SEEDS` sets the default seed count.
 
 use raft::sim::{run, SimOptions};
-use raft::Mutations;
+use raft::{Bug, BugLayer, Mutations, CATALOGUE};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -17,8 +17,7 @@ const USAGE: &str = "usage: raft-sim [--seeds N] [--start S] [--seed S] [--fault
   --start S       first seed of the range (default 0)
   --seed S        run exactly this seed
   --fault-ms MS   simulated milliseconds of faults per seed (default 6000)
-  --mutation M    switch on a deliberate bug: commit-previous-term, forget-vote, keep-conflicting-suffix, stale-reads,
-                  unconfirmed-leader-reads
+  --mutation M    switch on a deliberate bug of the core (repeatable); the names are raft-node's --bug names
   --trace         print every event (use with --seed)";
 
 struct Args {
@@ -56,14 +55,20 @@ fn parse() -> Result<Args, String> {
                 args.count = 1;
             }
             "--fault-ms" => args.fault_ms = Some(number("--fault-ms", value("--fault-ms")?)?),
-            "--mutation" => match value("--mutation")?.as_str() {
-                "commit-previous-term" => args.mutations.commit_previous_term_by_count = true,
-                "forget-vote" => args.mutations.forget_vote_on_restart = true,
-                "keep-conflicting-suffix" => args.mutations.keep_conflicting_suffix = true,
-                "stale-reads" => args.mutations.stale_reads = true,
-                "unconfirmed-leader-reads" => args.mutations.unconfirmed_leader_reads = true,
-                other => return Err(format!("unknown mutation {other:?}")),
-            },
+            "--mutation" => {
+                let bug = Bug::parse(&value("--mutation")?).map_err(|e| e.to_string())?;
+                if !args.mutations.enable(bug) {
+                    let core: Vec<&str> = CATALOGUE
+                        .iter()
+                        .filter(|row| row.layer == BugLayer::Core)
+                        .map(|row| row.name)
+                        .collect();
+                    return Err(format!(
+                        "{bug} lives in raft-node, not in the core; the core's bugs are: {}",
+                        core.join(", ")
+                    ));
+                }
+            }
             "--trace" => args.trace = true,
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other:?}")),
@@ -83,11 +88,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let bugs: Vec<String> = args.mutations.bugs().iter().map(Bug::to_string).collect();
     println!(
-        "raft-sim: seeds {}..{} (mutations: {:?})",
+        "raft-sim: seeds {}..{} (mutations: {})",
         args.start,
         args.start + args.count,
-        args.mutations
+        if bugs.is_empty() {
+            "none".to_string()
+        } else {
+            bugs.join(", ")
+        }
     );
     let started = Instant::now();
     let (mut writes, mut reads, mut sim_ms, mut crashes, mut leaders, mut changes) =

@@ -15,7 +15,7 @@
 //! - `campaign ID` – time passes beyond the election timeout and only ID notices.
 //! - `elapse MS` – time passes and every live node ticks (heartbeats, timeouts, check-quorum).
 //! - `run MS` – like elapse, delivering every message after each 10 ms step (a live cluster).
-//! - `tick ID MS` – time passes and only ID ticks.
+//! - `tick ID MS` – time passes (exactly MS, in steps of at most 10 ms) and only ID ticks.
 //! - `heartbeat ID` – time passes by one heartbeat interval and only ID ticks.
 //! - `stabilize` – deliver messages until none are left (partitions and drops apply).
 //! - `deliver [FROM TO]` – deliver the messages queued now (optionally only on one link), once.
@@ -169,8 +169,12 @@ impl Script {
             "tick" => {
                 let node = id(arg(1)?)?;
                 let ms = num(arg(2)?)?;
-                for _ in 0..ms.div_ceil(10) {
-                    self.now = self.now.add_ms(10);
+                // 10 ms steps, the last one shorter, so MS is exact.
+                let mut left = ms;
+                while left > 0 {
+                    let step = left.min(10);
+                    left -= step;
+                    self.now = self.now.add_ms(step);
                     self.with_raw(node, |raw, now| raw.tick(now))?;
                 }
                 Ok(())
@@ -377,16 +381,14 @@ impl Script {
                     o if o.starts_with("max-entries=") => {
                         cfg.max_entries_per_message = num(&o[12..])? as usize
                     }
-                    "mutation=commit-previous-term" => {
-                        cfg.mutations.commit_previous_term_by_count = true
-                    }
-                    "mutation=forget-vote" => cfg.mutations.forget_vote_on_restart = true,
-                    "mutation=keep-conflicting-suffix" => {
-                        cfg.mutations.keep_conflicting_suffix = true
-                    }
-                    "mutation=stale-reads" => cfg.mutations.stale_reads = true,
-                    "mutation=unconfirmed-leader-reads" => {
-                        cfg.mutations.unconfirmed_leader_reads = true
+                    o if o.starts_with("mutation=") => {
+                        let bug = crate::bugs::Bug::parse(&o["mutation=".len()..])
+                            .map_err(|e| e.to_string())?;
+                        if !cfg.mutations.enable(bug) {
+                            return Err(format!(
+                                "{bug} is not a bug of the core (it lives in raft-node)"
+                            ));
+                        }
                     }
                     o => return Err(format!("unknown cluster option {o:?}")),
                 }

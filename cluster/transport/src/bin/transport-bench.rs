@@ -11,8 +11,8 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
 use raft_transport::{
-    CertAuthority, CertValidity, ClientEndpoint, Credentials, NodeSpec, SendError, Transport,
-    TransportConfig,
+    CertAuthority, CertValidity, ClientEndpoint, Credentials, NodeId, NodeSpec, SendError,
+    Transport, TransportConfig,
 };
 
 const CLUSTER: u64 = 1;
@@ -76,14 +76,14 @@ fn credentials() -> Result<Credentialed> {
     let loopback = vec![Ipv4Addr::LOCALHOST.into()];
     let node1 = ca.issue_node(
         &NodeSpec {
-            id: 1,
+            id: NodeId(1),
             addrs: loopback.clone(),
         },
         validity,
     )?;
     let node2 = ca.issue_node(
         &NodeSpec {
-            id: 2,
+            id: NodeId(2),
             addrs: loopback,
         },
         validity,
@@ -105,7 +105,9 @@ async fn request_round(
     payload: usize,
 ) -> Result<(Vec<Duration>, Duration)> {
     let per_client = requests / clients;
-    let sessions: Vec<_> = (0..clients).map(|_| endpoint.session(1, node)).collect();
+    let sessions: Vec<_> = (0..clients)
+        .map(|_| endpoint.session(NodeId(1), node))
+        .collect();
     for session in &sessions {
         session.connect().await?;
     }
@@ -177,7 +179,7 @@ fn main() -> Result<()> {
                             );
                         }
                     }
-                    Some(peer_addr) = peer_rx.recv() => transport.add_peer(2, peer_addr),
+                    Some(peer_addr) = peer_rx.recv() => transport.add_peer(NodeId(2), peer_addr),
                     _ = &mut stop => break,
                 }
             }
@@ -206,7 +208,7 @@ fn main() -> Result<()> {
 
         // Peer frames: node 2 streams frames to node 1 as fast as its queue takes them.
         let (sender, _inbox) = Transport::bind(any, &creds.node2, CLUSTER, TransportConfig::default())?;
-        sender.add_peer(1, node_addr);
+        sender.add_peer(NodeId(1), node_addr);
         // Node 1 takes frames only from members.
         peer_tx.send(sender.local_addr()).await?;
         let frame = Bytes::from(vec![0x3c; options.payload]);
@@ -216,9 +218,9 @@ fn main() -> Result<()> {
         for _ in 0..options.frames {
             loop {
                 if Instant::now() > give_up {
-                    bail!("peer frames not flowing: {:?}", sender.stats().peers[&1]);
+                    bail!("peer frames not flowing: {:?}", sender.stats().peers[&NodeId(1)]);
                 }
-                match sender.send(1, frame.clone()) {
+                match sender.send(NodeId(1), frame.clone()) {
                     Ok(()) => break,
                     Err(SendError::QueueFull { .. }) => {
                         full += 1;
@@ -229,7 +231,7 @@ fn main() -> Result<()> {
             }
         }
         let stats = sender.stats();
-        let link = &stats.peers[&1];
+        let link = &stats.peers[&NodeId(1)];
         println!(
             "peer sender:  {} frames queued in {:.3} s ({} retries on a full queue), {} frames in {} writes so far",
             options.frames,
@@ -240,10 +242,10 @@ fn main() -> Result<()> {
         );
         // Let the sender drain before shutting down (bounded).
         let give_up = Instant::now() + Duration::from_secs(30);
-        while sender.stats().peers[&1].frames_sent < options.frames as u64 && Instant::now() < give_up {
+        while sender.stats().peers[&NodeId(1)].frames_sent < options.frames as u64 && Instant::now() < give_up {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let link = sender.stats().peers[&1].clone();
+        let link = sender.stats().peers[&NodeId(1)].clone();
         println!(
             "peer sender:  {} frames in {} writes ({:.1} frames per write), {} refused by a full queue (retried)",
             link.frames_sent,
