@@ -465,7 +465,7 @@ fn make_certs(
         nodes: ids
             .iter()
             .map(|&id| NodeSpec {
-                id,
+                id: raft_transport::NodeId(id),
                 addrs: vec![IpAddr::V4(node_ip(id))],
             })
             .collect(),

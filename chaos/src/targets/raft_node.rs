@@ -151,13 +151,19 @@ impl Target for RaftNode {
             let timeout = Duration::from_secs(1);
             let (_, summary) = raft_node::status::collect(&self.endpoint, &addrs, timeout).await;
             let detail = format!(
-                "terms of the entry at index {} (the smallest commit index) on the {} of {} nodes that answered",
-                summary.agreement_index, summary.up, summary.asked
+                "terms of the entry at index {} (the smallest commit index) on the {} of {} nodes that answered \
+                 (logs agree: {:?}); digests of the applied key/value state at equal applied indexes (agree: {:?})",
+                summary.agreement_index, summary.up, summary.asked, summary.logs_agree, summary.states_agree
             );
             if summary.up < summary.asked {
                 return (None, detail);
             }
-            (summary.logs_agree, detail)
+            let agree = match (summary.logs_agree, summary.states_agree) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), _) => Some(true),
+                (None, other) => other,
+            };
+            (agree, detail)
         })
     }
 }
