@@ -8,11 +8,14 @@ cd "$(dirname "$0")/.."
 target=${1:?usage: plans-against.sh TARGET [HOSTS]}
 hosts=${2:-}
 out=${OUT:-results/plans-against-$target}
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 printf '%-28s %-5s %s\n' plan exit verdict
 for plan in configs/*.toml; do
     args=(run "$plan" --target "$target" --quiet --out "$out")
     [ -n "$hosts" ] && args+=(--hosts "$hosts")
-    line=$(./target/release/chaos "${args[@]}" 2>&1 | grep -E '^(PASS|FAIL|UNKNOWN|chaos: error)' | head -1)
-    code=${PIPESTATUS[0]}
+    ./target/release/chaos "${args[@]}" > "$log" 2>&1
+    code=$?
+    line=$(grep -E '^(PASS|FAIL|UNKNOWN|TOOL ERROR|chaos: error)' "$log" | head -1)
     printf '%-28s %-5s %s\n' "$(basename "$plan" .toml)" "$code" "${line:0:220}"
 done

@@ -164,3 +164,92 @@ duration = "2s"
     let manifest = std::fs::read_to_string(run.join("manifest.json")).unwrap();
     assert!(manifest.contains("198.1"), "nodes had namespace addresses");
 }
+
+#[test]
+fn an_interrupted_namespace_run_leaves_no_namespace_bridge_or_process() {
+    if !usable() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let plan = format!(
+        "name = \"netns-sigint\"\nduration = \"60s\"\n[cluster]\nbinary = \"{}\"\nhosts = \"netns\"\n\
+         [[faults]]\nkind = \"partition\"\ntopology = \"isolate\"\nevery = \"2s\"\n",
+        common::node_binary().display()
+    );
+    let path = dir.path().join("plan.toml");
+    std::fs::write(&path, plan).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["run", path.to_str().unwrap(), "--quiet", "--out", "results"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the run is under way (its history has operations), then interrupt it.
+    let give_up = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let history = std::fs::read_dir(dir.path().join("results"))
+            .ok()
+            .and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.file_name() != "latest")))
+            .and_then(|e| std::fs::read_to_string(e.path().join("history.jsonl")).ok())
+            .unwrap_or_default();
+        if history.contains("\"type\":\"ok\"") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the run never got going"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let namespaces = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    let namespaces = String::from_utf8_lossy(&namespaces.stdout).into_owned();
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    let links = String::from_utf8_lossy(&links.stdout).into_owned();
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    let tables = String::from_utf8_lossy(&tables.stdout).into_owned();
+    // This run's subnet k, from a node address 198.(18 + k / 256).(k % 256).x in its manifest.
+    let run = std::fs::read_dir(dir.path().join("results"))
+        .unwrap()
+        .find_map(|e| e.ok().filter(|e| e.file_name() != "latest"))
+        .unwrap()
+        .path();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    let peer = manifest["nodes"][0]["peer"].as_str().unwrap().to_string();
+    let octets: Vec<u32> = peer
+        .split([':', '.'])
+        .take(3)
+        .map(|o| o.parse().unwrap())
+        .collect();
+    let k = (octets[1] - 18) * 256 + octets[2];
+    let ours = |name: &str| name == format!("chbr{k}") || name.starts_with(&format!("chaos{k}n"));
+    assert!(
+        !namespaces
+            .lines()
+            .any(|l| ours(l.split_whitespace().next().unwrap_or(""))),
+        "{namespaces}"
+    );
+    assert!(
+        !links
+            .split_whitespace()
+            .any(|w| ours(w.trim_end_matches(':'))),
+        "{links}"
+    );
+    assert!(!tables.contains("netns_sigint"), "{tables}");
+}

@@ -108,7 +108,12 @@ fn a_short_plan_with_kills_and_pauses_passes_with_a_checked_history() {
         "manifest.json",
         "history.jsonl",
         "events.jsonl",
+        "status.jsonl",
+        "check.json",
+        "outcome.json",
         "report.json",
+        "report.html",
+        "junit.xml",
         "nodes/n1/node.log",
     ] {
         assert!(
@@ -121,6 +126,14 @@ fn a_short_plan_with_kills_and_pauses_passes_with_a_checked_history() {
         dir.path().join("results/latest").exists(),
         "results/latest points to the run"
     );
+    assert!(
+        dir.path().join("results/index.html").exists(),
+        "the results index"
+    );
+    let outcome: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("outcome.json")).unwrap())
+            .unwrap();
+    assert_eq!(outcome["convergence"]["agree"], true, "{outcome:#}");
     // Every fault appears in events.jsonl with start, end and targets.
     let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
     let starts = events
