@@ -12,8 +12,12 @@ use crate::counterexample::{self, Counterexample};
 use crate::edn::EdnReader;
 use crate::hash::FxBuild;
 use crate::history::{History, JsonlReader, Key, ParseError};
-use crate::model::{CasRegister, Model, ModelKind, OpKind, Register, ValueId, ValueTable};
-use crate::prepare::{HistoryStats, KeyHistory, Outcome, Prepared, PreparedOp, Preparer};
+use crate::model::{
+    CasRegister, Model, ModelKind, Mutex, OpKind, Queue, Register, SetModel, ValueId, ValueTable,
+};
+use crate::prepare::{
+    FaultWindow, HistoryStats, KeyHistory, Outcome, Prepared, PreparedOp, Preparer,
+};
 use crate::search::{search, Budget, SearchOp, UnknownReason, Verdict as SearchVerdict, NEVER};
 
 /// The version of the report written by [`CheckReport`]'s serialisation.
@@ -29,6 +33,9 @@ pub enum Verdict {
     NotLinearizable,
     /// The budget ran out before the search could tell.
     Unknown,
+    /// The history has no operation to check (only a header, only notes, or only ops that carry no information
+    /// such as failed ones): it proves nothing either way.
+    Empty,
 }
 
 impl Verdict {
@@ -38,12 +45,14 @@ impl Verdict {
             Verdict::Linearizable => "linearizable",
             Verdict::NotLinearizable => "not linearizable",
             Verdict::Unknown => "unknown",
+            Verdict::Empty => "empty",
         }
     }
 
-    /// Combines verdicts of parts: any violation wins, then any unknown.
+    /// Combines verdicts of parts: any violation wins, then any unknown; an empty part adds nothing.
     pub fn combine(self, other: Verdict) -> Verdict {
         match (self, other) {
+            (Verdict::Empty, v) | (v, Verdict::Empty) => v,
             (Verdict::NotLinearizable, _) | (_, Verdict::NotLinearizable) => {
                 Verdict::NotLinearizable
             }
@@ -140,6 +149,13 @@ pub struct CheckReport {
     pub steps: u64,
     /// The keys that are not linearizable or unknown, in key order; linearizable keys are only counted.
     pub keys: Vec<KeyReport>,
+    /// One-line notices about the history that are not errors (a missing header, a client op written with a
+    /// string process...), each naming the file and line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+    /// The faults of the run, from the nemesis notes of a `chaos run` history (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultWindow>,
 }
 
 impl CheckReport {
@@ -189,6 +205,9 @@ impl HistoryFormat {
 /// Checks a history held in memory.
 pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckReport, ParseError> {
     let mut p = Preparer::new(&history.source_name, options.model);
+    for n in &history.notices {
+        p.notice(n.clone());
+    }
     for (line, event) in history.lines.iter().zip(&history.events) {
         p.push(*line, event)?;
     }
@@ -208,7 +227,8 @@ pub fn check_jsonl<R: BufRead>(
 ) -> Result<CheckReport, ParseError> {
     let mut r = JsonlReader::new(reader, source_name)?;
     let format = r.header().format.clone();
-    check_stream(|| r.next_event(), &format, source_name, options)
+    let notices = r.notices().to_vec();
+    check_stream(|| r.next_event(), notices, &format, source_name, options)
 }
 
 /// Checks a Jepsen EDN history.
@@ -219,17 +239,21 @@ pub fn check_edn<R: Read>(
 ) -> Result<CheckReport, ParseError> {
     let mut r = EdnReader::new(reader, source_name)?;
     let format = r.header().format.clone();
-    check_stream(|| r.next_event(), &format, source_name, options)
+    check_stream(|| r.next_event(), Vec::new(), &format, source_name, options)
 }
 
 /// Prepares events as a reader yields them (line, event), then searches.
 fn check_stream(
     mut next_event: impl FnMut() -> Result<Option<(u64, crate::history::Event)>, ParseError>,
+    notices: Vec<String>,
     format: &str,
     source_name: &str,
     options: &CheckOptions,
 ) -> Result<CheckReport, ParseError> {
     let mut p = Preparer::new(source_name, options.model);
+    for n in notices {
+        p.notice(n);
+    }
     while let Some((line, event)) = next_event()? {
         p.push(line, &event)?;
     }
@@ -273,6 +297,23 @@ fn check_prepared(
     match options.model {
         ModelKind::Register => check_model(&Register, prepared, source, format, options),
         ModelKind::CasRegister => check_model(&CasRegister, prepared, source, format, options),
+        ModelKind::Set => {
+            let reads = prepared.values.sets().to_vec();
+            check_model(
+                &SetModel { reads: &reads },
+                prepared,
+                source,
+                format,
+                options,
+            )
+        }
+        ModelKind::Mutex => check_model(&Mutex, prepared, source, format, options),
+        ModelKind::UnorderedQueue => {
+            check_model(&Queue { fifo: false }, prepared, source, format, options)
+        }
+        ModelKind::FifoQueue => {
+            check_model(&Queue { fifo: true }, prepared, source, format, options)
+        }
     }
 }
 
@@ -287,6 +328,8 @@ fn check_model<M: Model>(
         keys,
         values,
         stats,
+        notices,
+        faults,
     } = prepared;
     // Largest keys first, so that one big key does not start last and run alone on one core.
     let mut order: Vec<usize> = (0..keys.len()).collect();
@@ -307,6 +350,8 @@ fn check_model<M: Model>(
         keys_unknown: 0,
         steps: 0,
         keys: Vec::new(),
+        notices,
+        faults,
     };
     for (_, k) in results {
         report.steps += k.steps;
@@ -315,10 +360,14 @@ fn check_model<M: Model>(
             Verdict::Linearizable => report.keys_linearizable += 1,
             Verdict::NotLinearizable => report.keys_not_linearizable += 1,
             Verdict::Unknown => report.keys_unknown += 1,
+            Verdict::Empty => unreachable!("a key has ops"),
         }
         if k.verdict != Verdict::Linearizable {
             report.keys.push(k);
         }
+    }
+    if report.stats.ops_checked == 0 {
+        report.verdict = Verdict::Empty;
     }
     report.keys.sort_by(|a, b| a.key.cmp(&b.key));
     report
@@ -333,7 +382,7 @@ fn check_model<M: Model>(
 fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
     let ret_of = |o: &PreparedOp| match o.outcome {
         Outcome::Info => NEVER,
-        Outcome::Ok | Outcome::Mismatch => o.ret_index.expect("a definite op has a completion"),
+        Outcome::Ok | Outcome::Mismatch => o.ret_index().expect("a definite op has a completion"),
     };
     let mut last_observer: HashMap<ValueId, u64, FxBuild> = HashMap::default();
     let mut has_mismatch = false;
@@ -344,7 +393,7 @@ fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
                 *e = (*e).max(ret_of(o));
             }
             OpKind::CasMismatch => has_mismatch = true,
-            OpKind::Write => {}
+            _ => {}
         }
     }
     let mut prepared = Vec::with_capacity(key.ops.len());
@@ -352,15 +401,14 @@ fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
     for o in &key.ops {
         let optional = o.outcome == Outcome::Info;
         if optional && !has_mismatch {
-            let written = o
-                .spec
-                .written()
-                .expect("indeterminate reads are dropped in preparation");
-            if last_observer
-                .get(&written)
-                .is_none_or(|t| *t < o.call_index)
-            {
-                continue;
+            // Indeterminate reads are dropped in preparation; ops of other models are all kept.
+            if let Some(written) = o.spec.written() {
+                if last_observer
+                    .get(&written)
+                    .is_none_or(|t| *t < o.call_index)
+                {
+                    continue;
+                }
             }
         }
         prepared.push(o);
@@ -393,7 +441,14 @@ fn check_key<M: Model>(
         return report;
     }
     let (prepared, ops) = search_ops(key);
-    let (verdict, stats) = search(model, &ops, model.init(), &options.budget, None);
+    let (verdict, stats) = search(
+        model,
+        &mut M::Arena::default(),
+        &ops,
+        model.init(),
+        &options.budget,
+        None,
+    );
     report.steps = stats.steps;
     match verdict {
         SearchVerdict::Linearizable => report.verdict = Verdict::Linearizable,
@@ -401,9 +456,17 @@ fn check_key<M: Model>(
         SearchVerdict::Illegal { frontier, .. } => {
             report.verdict = Verdict::NotLinearizable;
             if options.counterexamples {
-                let (again, _) = search(model, &ops, model.init(), &options.budget, Some(frontier));
+                let mut arena = M::Arena::default();
+                let (again, _) = search(
+                    model,
+                    &mut arena,
+                    &ops,
+                    model.init(),
+                    &options.budget,
+                    Some(frontier),
+                );
                 let path = match again {
-                    SearchVerdict::Illegal { path, .. } => path,
+                    SearchVerdict::Illegal { path, .. } => path.map(|p| (p, &arena)),
                     _ => None,
                 };
                 report.counterexample = Some(counterexample::build(

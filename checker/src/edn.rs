@@ -368,9 +368,11 @@ fn split_key(f: Function, v: &Edn) -> (Option<&Edn>, &Edn) {
     if let Edn::Vector(items) | Edn::List(items) = v {
         if items.len() == 2 {
             let keyed = match f {
-                Function::Read | Function::Write => true,
                 // A plain cas value is `[expected new]` of scalars; a keyed one is `[key [expected new]]`.
                 Function::Cas => matches!(items[1], Edn::Vector(_) | Edn::List(_)),
+                // Mutex ops carry no value worth splitting.
+                Function::Acquire | Function::Release => false,
+                _ => true,
             };
             if keyed {
                 return (Some(&items[0]), &items[1]);
@@ -476,7 +478,11 @@ fn event_of(kv: &[(Edn, Edn)], index_default: u64) -> FieldResult<Event> {
         .ok_or_else(|| {
             (
                 "f",
-                format!("expected :read, :write or :cas, found {}", f_form.short()),
+                format!(
+                    "expected {}, found {}",
+                    crate::history::function_names(),
+                    f_form.short()
+                ),
             )
         })?;
     let (key_form, value) = split_key(function, value_form);
@@ -484,17 +490,27 @@ fn event_of(kv: &[(Edn, Edn)], index_default: u64) -> FieldResult<Event> {
         .map(key_of)
         .transpose()
         .map_err(|m| ("value", format!("independent key: {m}")))?;
+    let completion = kind != EventKind::Invoke;
+    let scalar_value = || scalar(value).map_err(|m| ("value", m));
     let op = match function {
-        Function::Read => {
+        Function::Read => match value {
             // Jepsen read invokes sometimes carry a stale value; a read's invoke value has no meaning.
-            let v = if kind == EventKind::Invoke {
-                Value::Null
-            } else {
-                scalar(value).map_err(|m| ("value", m))?
-            };
-            Operation::Read(v)
+            _ if !completion => Operation::Read(Value::Null),
+            Edn::Set(items) | Edn::Vector(items) | Edn::List(items) => Operation::ReadSet(
+                items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Result<_, _>>()
+                    .map_err(|m| ("value", m))?,
+            ),
+            _ => Operation::Read(scalar_value()?),
+        },
+        Function::Write | Function::Cas | Function::Add | Function::Enqueue
+            if completion && *value == Edn::Nil =>
+        {
+            Operation::NoValue(function)
         }
-        Function::Write => Operation::Write(scalar(value).map_err(|m| ("value", m))?),
+        Function::Write => Operation::Write(scalar_value()?),
         Function::Cas => match value {
             Edn::Vector(items) | Edn::List(items) if items.len() == 2 => Operation::Cas {
                 expected: scalar(&items[0]).map_err(|m| ("value", m))?,
@@ -507,6 +523,12 @@ fn event_of(kv: &[(Edn, Edn)], index_default: u64) -> FieldResult<Event> {
                 ))
             }
         },
+        Function::Add => Operation::Add(scalar_value()?),
+        Function::Enqueue => Operation::Enqueue(scalar_value()?),
+        Function::Dequeue if completion => Operation::Dequeue(scalar_value()?),
+        Function::Dequeue => Operation::Dequeue(Value::Null),
+        Function::Acquire => Operation::Acquire,
+        Function::Release => Operation::Release,
     };
     let mut e = OpEvent::new(index, time_ns, process, kind, key, op);
     // Jepsen marks a cas that found another value in many ways; `:mismatch` is the one this import recognises.
@@ -651,6 +673,7 @@ impl History {
             events,
             lines,
             source_name: source_name.to_owned(),
+            notices: Vec::new(),
         })
     }
 }

@@ -44,7 +44,7 @@ pub fn render_html(report: &CheckReport) -> String {
     let class = match report.verdict {
         crate::check::Verdict::Linearizable => "verdict-ok",
         crate::check::Verdict::NotLinearizable => "verdict-bad",
-        crate::check::Verdict::Unknown => "verdict-unknown",
+        crate::check::Verdict::Unknown | crate::check::Verdict::Empty => "verdict-unknown",
     };
     let _ = write!(
         s,

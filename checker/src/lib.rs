@@ -45,5 +45,5 @@ pub use check::{
 pub use counterexample::{Counterexample, OpRecord, PrefixStep, WindowOp, WindowRole};
 pub use html::render_html;
 pub use model::ModelKind;
-pub use prepare::{HistoryStats, Outcome};
+pub use prepare::{FaultWindow, HistoryStats, Outcome};
 pub use search::{Budget, UnknownReason};

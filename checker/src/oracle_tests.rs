@@ -43,7 +43,7 @@ fn dfs(
         if !ready {
             continue;
         }
-        if let Some(next) = CasRegister.step(state, &ops[i].spec) {
+        if let Some(next) = CasRegister.step(&mut (), state, &ops[i].spec) {
             used[i] = true;
             if dfs(ops, included, used, next, placed + 1) {
                 used[i] = false;
@@ -99,7 +99,7 @@ proptest! {
     #[test]
     fn search_agrees_with_brute_force(ops in arb_history(), start in 0u32..3) {
         let start = ValueId(start);
-        let (v, _) = search(&CasRegister, &ops, start, &Budget::default(), None);
+        let (v, _) = search(&CasRegister, &mut (), &ops, start, &Budget::default(), None);
         let expected = oracle(&ops, start);
         match v {
             Verdict::Linearizable => prop_assert!(expected, "search says linearizable: {ops:?}"),
@@ -117,7 +117,7 @@ proptest! {
         for (o, f) in ops.iter_mut().zip(flags) {
             o.optional |= f;
         }
-        let (v, _) = search(&CasRegister, &ops, ValueId::NULL, &Budget::default(), None);
+        let (v, _) = search(&CasRegister, &mut (), &ops, ValueId::NULL, &Budget::default(), None);
         let expected = oracle(&ops, ValueId::NULL);
         prop_assert_eq!(matches!(v, Verdict::Linearizable), expected, "{:?}", ops);
     }

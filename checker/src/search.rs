@@ -410,7 +410,7 @@ impl Pool {
             let (obs, mm) = match op.spec.kind {
                 OpKind::Read | OpKind::Cas => (id(op.spec.a), Self::NONE),
                 OpKind::CasMismatch => (Self::NONE, id(op.spec.a)),
-                OpKind::Write => (Self::NONE, Self::NONE),
+                _ => (Self::NONE, Self::NONE),
             };
             observes.push(obs);
             mismatch_of.push(mm);
@@ -603,6 +603,7 @@ const BUDGET_CHECK_STEPS: u64 = 1 << 12;
 /// Searches for a linearization of `ops` from `start`. With `capture`, stops at that frontier and returns the path.
 pub(crate) fn search<M: Model>(
     model: &M,
+    arena: &mut M::Arena,
     ops: &[SearchOp],
     start: M::State,
     budget: &Budget,
@@ -702,7 +703,7 @@ pub(crate) fn search<M: Model>(
             break Verdict::Unknown(UnknownReason::StepLimit);
         }
         if stats.steps % BUDGET_CHECK_STEPS == 0 {
-            if cache.bytes() > budget.cache_bytes_max_per_key {
+            if cache.bytes() + M::arena_bytes(arena) > budget.cache_bytes_max_per_key {
                 break Verdict::Unknown(UnknownReason::MemoryLimit);
             }
             if budget.expired() {
@@ -726,7 +727,7 @@ pub(crate) fn search<M: Model>(
                     continue;
                 }
                 let o = &ops[op as usize];
-                if let Some(s2) = model.step(state, &o.spec) {
+                if let Some(s2) = model.step(arena, state, &o.spec) {
                     set.insert(op);
                     let new = cache.insert(&set, s2);
                     set.remove(op);
@@ -773,7 +774,7 @@ pub(crate) fn search<M: Model>(
                     ret_entry,
                     k: k + 1,
                 };
-                if let Some(s2) = model.step(state, &ops[w as usize].spec) {
+                if let Some(s2) = model.step(arena, state, &ops[w as usize].spec) {
                     set.insert(w);
                     let new = cache.insert(&set, s2);
                     set.remove(w);
@@ -886,7 +887,15 @@ mod tests {
     }
 
     fn run(ops: &[SearchOp]) -> Verdict<ValueId> {
-        search(&CasRegister, ops, ValueId::NULL, &Budget::default(), None).0
+        search(
+            &CasRegister,
+            &mut (),
+            ops,
+            ValueId::NULL,
+            &Budget::default(),
+            None,
+        )
+        .0
     }
 
     #[test]
@@ -941,7 +950,14 @@ mod tests {
         let mut with_read = ops.clone();
         with_read.push(op(OpKind::Read, 999, 0, 200, 201));
         let budget = Budget::new(1000, u64::MAX, None);
-        let (v, stats) = search(&CasRegister, &with_read, ValueId::NULL, &budget, None);
+        let (v, stats) = search(
+            &CasRegister,
+            &mut (),
+            &with_read,
+            ValueId::NULL,
+            &budget,
+            None,
+        );
         assert!(
             matches!(v, Verdict::Unknown(UnknownReason::StepLimit)),
             "{v:?}"
@@ -962,7 +978,14 @@ mod tests {
                 path: None,
             },
             _,
-        ) = search(&CasRegister, &ops, ValueId::NULL, &Budget::default(), None)
+        ) = search(
+            &CasRegister,
+            &mut (),
+            &ops,
+            ValueId::NULL,
+            &Budget::default(),
+            None,
+        )
         else {
             panic!("expected illegal")
         };
@@ -973,6 +996,7 @@ mod tests {
             _,
         ) = search(
             &CasRegister,
+            &mut (),
             &ops,
             ValueId::NULL,
             &Budget::default(),

@@ -81,11 +81,15 @@ fn main() {
     let mut seed = 1u64;
     let mut only: Option<String> = None;
     let mut custom: Option<(u64, u32, u32, u32, u32)> = None;
+    let mut write_to: Option<PathBuf> = None;
+    let mut check_only: Option<PathBuf> = None;
     let mut i = 0;
     while i < args.len() {
         match (args[i].as_str(), args.get(i + 1)) {
             ("--seed", Some(v)) => seed = v.parse().expect("--seed takes an integer"),
             ("--only", Some(v)) => only = Some(v.clone()),
+            ("--write", Some(v)) => write_to = Some(PathBuf::from(v)),
+            ("--file", Some(v)) => check_only = Some(PathBuf::from(v)),
             ("--custom", Some(v)) => {
                 let f: Vec<u64> = v
                     .split(',')
@@ -108,6 +112,22 @@ fn main() {
             }
         }
         i += 2;
+    }
+    if let Some(path) = check_only {
+        let t = Instant::now();
+        let options = CheckOptions::new(ModelKind::CasRegister);
+        let report = check_file(&path, &options).expect("the history reads");
+        println!(
+            "{}: {:?}, {} ops, {} keys, {:.3} s, {} steps, peak {}",
+            path.display(),
+            report.verdict,
+            report.stats.ops,
+            report.stats.keys,
+            t.elapsed().as_secs_f64(),
+            report.steps,
+            mb(peak_rss_bytes())
+        );
+        return;
     }
     let threads = rayon::current_num_threads();
     println!("checker-bench: seed {seed}, {threads} threads, model cas-register, 1% info ops");
@@ -146,6 +166,15 @@ fn main() {
             events,
             case.name,
         );
+        if let Some(to) = &write_to {
+            let file = std::fs::File::create(to).expect("create the history file");
+            let mut w = history
+                .write_jsonl(std::io::BufWriter::new(file))
+                .expect("write the history");
+            w.flush().expect("flush the history");
+            println!("wrote {}", to.display());
+            return;
+        }
         let path: PathBuf = dir.join(format!(
             "checker-bench-{}-{}.jsonl",
             case.name,
@@ -191,6 +220,7 @@ fn main() {
                 Verdict::Linearizable => "ok",
                 Verdict::NotLinearizable => "ILLEGAL",
                 Verdict::Unknown => "unknown",
+                Verdict::Empty => "empty",
             },
             check_s,
             report.stats.ops as f64 / check_s,
