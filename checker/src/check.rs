@@ -15,9 +15,7 @@ use crate::history::{History, JsonlReader, Key, ParseError};
 use crate::model::{
     CasRegister, Model, ModelKind, Mutex, OpKind, Queue, Register, SetModel, ValueId, ValueTable,
 };
-use crate::prepare::{
-    FaultWindow, HistoryStats, KeyHistory, Outcome, Prepared, PreparedOp, Preparer,
-};
+use crate::prepare::{FaultWindow, HistoryStats, Outcome, Prepared, PreparedOp, Preparer};
 use crate::search::{search, Budget, SearchOp, UnknownReason, Verdict as SearchVerdict, NEVER};
 
 /// The version of the report written by [`CheckReport`]'s serialisation.
@@ -219,16 +217,21 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
     ))
 }
 
-/// Checks a JSON Lines history as it is read, without holding its events in memory.
+/// Checks a JSON Lines history as it is read, without holding its events in memory: blocks of lines are scanned
+/// in parallel while the previous block is paired and split by key.
 pub fn check_jsonl<R: BufRead>(
     reader: R,
     source_name: &str,
     options: &CheckOptions,
 ) -> Result<CheckReport, ParseError> {
-    let mut r = JsonlReader::new(reader, source_name)?;
+    let r = JsonlReader::new(reader, source_name)?;
     let format = r.header().format.clone();
-    let notices = r.notices().to_vec();
-    check_stream(|| r.next_event(), notices, &format, source_name, options)
+    let mut p = Preparer::new(source_name, options.model);
+    for n in r.notices() {
+        p.notice(n.clone());
+    }
+    crate::scan::read_events(r, source_name, &mut p)?;
+    Ok(check_prepared(p.finish(), source_name, &format, options))
 }
 
 /// Checks a Jepsen EDN history.
@@ -325,6 +328,7 @@ fn check_model<M: Model>(
     options: &CheckOptions,
 ) -> CheckReport {
     let Prepared {
+        ops: all_ops,
         keys,
         values,
         stats,
@@ -334,9 +338,16 @@ fn check_model<M: Model>(
     // Largest keys first, so that one big key does not start last and run alone on one core.
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by_key(|&i| Reverse(keys[i].ops.len()));
+    let all_ops = &all_ops;
     let results: Vec<(usize, KeyReport)> = order
         .par_iter()
-        .map(|&i| (i, check_key(model, &keys[i], &values, options)))
+        .map(|&i| {
+            let k = &keys[i];
+            (
+                i,
+                check_key(model, &k.key, &all_ops[k.ops.clone()], &values, options),
+            )
+        })
         .collect();
     let mut report = CheckReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -379,14 +390,14 @@ fn check_model<M: Model>(
 /// `v`) after its invoke, or if the key has mismatch observations (which a write of anything else can satisfy).
 /// Otherwise taking effect could only make later reads fail, never help them, and it is dropped here; the search
 /// leaves out the others as soon as nothing left could need them.
-fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
+fn search_ops(key_ops: &[PreparedOp]) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
     let ret_of = |o: &PreparedOp| match o.outcome {
         Outcome::Info => NEVER,
         Outcome::Ok | Outcome::Mismatch => o.ret_index().expect("a definite op has a completion"),
     };
     let mut last_observer: HashMap<ValueId, u64, FxBuild> = HashMap::default();
     let mut has_mismatch = false;
-    for o in &key.ops {
+    for o in key_ops {
         match o.spec.kind {
             OpKind::Read | OpKind::Cas => {
                 let e = last_observer.entry(o.spec.a).or_insert(0);
@@ -396,9 +407,9 @@ fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
             _ => {}
         }
     }
-    let mut prepared = Vec::with_capacity(key.ops.len());
-    let mut ops = Vec::with_capacity(key.ops.len());
-    for o in &key.ops {
+    let mut prepared = Vec::with_capacity(key_ops.len());
+    let mut ops = Vec::with_capacity(key_ops.len());
+    for o in key_ops {
         let optional = o.outcome == Outcome::Info;
         if optional && !has_mismatch {
             // Indeterminate reads are dropped in preparation; ops of other models are all kept.
@@ -424,14 +435,15 @@ fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
 
 fn check_key<M: Model>(
     model: &M,
-    key: &KeyHistory,
+    key: &Option<Key>,
+    key_ops: &[PreparedOp],
     values: &ValueTable,
     options: &CheckOptions,
 ) -> KeyReport {
     let mut report = KeyReport {
-        key: key.key.clone(),
+        key: key.clone(),
         verdict: Verdict::Unknown,
-        ops: key.ops.len() as u64,
+        ops: key_ops.len() as u64,
         steps: 0,
         unknown_reason: None,
         counterexample: None,
@@ -440,7 +452,7 @@ fn check_key<M: Model>(
         report.unknown_reason = Some(UnknownReason::TimeLimit);
         return report;
     }
-    let (prepared, ops) = search_ops(key);
+    let (prepared, ops) = search_ops(key_ops);
     let (verdict, stats) = search(
         model,
         &mut M::Arena::default(),
@@ -471,7 +483,7 @@ fn check_key<M: Model>(
                 };
                 report.counterexample = Some(counterexample::build(
                     model,
-                    &key.key,
+                    key,
                     &prepared,
                     &ops,
                     values,

@@ -1007,6 +1007,13 @@ impl<R: BufRead> JsonlReader<R> {
         &self.notices
     }
 
+    /// The rest of the input after the header: the reader, the line number read last, and the first event line
+    /// of a file without a header (already read).
+    pub(crate) fn into_rest(self) -> (R, u64, Option<Vec<u8>>) {
+        let first = self.first_is_event.then_some(self.buf);
+        (self.reader, self.line, first)
+    }
+
     /// The header line.
     pub fn header(&self) -> &Header {
         &self.header

@@ -36,6 +36,7 @@ pub mod model;
 #[cfg(test)]
 mod oracle_tests;
 mod prepare;
+mod scan;
 pub mod search;
 
 pub use check::{

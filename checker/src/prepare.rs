@@ -31,11 +31,13 @@ pub enum Outcome {
 /// Marks an absent completion position, time or line in [`PreparedOp`].
 const NONE: u64 = u64::MAX;
 
-/// A client op with both of its events, ready for the search. Compact (72 bytes): a million-op history holds a
+/// A client op with both of its events, ready for the search. Compact (80 bytes): a million-op history holds a
 /// million of these.
 #[derive(Debug, Clone)]
 pub(crate) struct PreparedOp {
     pub spec: OpSpec,
+    /// The key's id (its position in [`Prepared::keys`]).
+    key: u32,
     pub outcome: Outcome,
     /// Given to the search (decided at completion, or at the end for ops never completed).
     keep: bool,
@@ -67,11 +69,11 @@ impl PreparedOp {
     }
 }
 
-/// The ops of one key, in invoke order.
+/// One key: its ops are `Prepared::ops[ops]`, in invoke order.
 #[derive(Debug, Clone)]
 pub(crate) struct KeyHistory {
     pub key: Option<Key>,
-    pub ops: Vec<PreparedOp>,
+    pub ops: std::ops::Range<usize>,
 }
 
 /// Counts kept for the report.
@@ -120,6 +122,8 @@ pub const NOTICES_MAX: usize = 10;
 /// A whole history, prepared.
 #[derive(Debug, Clone)]
 pub(crate) struct Prepared {
+    /// Every op given to the search, grouped by key.
+    pub ops: Vec<PreparedOp>,
     pub keys: Vec<KeyHistory>,
     pub values: ValueTable,
     pub stats: HistoryStats,
@@ -207,11 +211,64 @@ impl<'a> OpView<'a> {
     }
 }
 
+#[derive(Debug, Clone, Copy)]
 struct Open {
     key: u32,
-    op: u32,
+    /// Position in `Preparer::ops`.
+    op: usize,
     line: u64,
     function: Function,
+}
+
+/// Process ids below this are looked up in a table, larger ones in a map.
+const PROCESS_TABLE_MAX: u64 = 1 << 16;
+
+/// The outstanding op of each process.
+#[derive(Default)]
+struct OpenOps {
+    table: Vec<Option<Open>>,
+    map: FxHashMap<u64, Open>,
+    len: usize,
+}
+
+impl OpenOps {
+    #[inline]
+    fn get(&self, process: u64) -> Option<&Open> {
+        if process < PROCESS_TABLE_MAX {
+            self.table.get(process as usize)?.as_ref()
+        } else {
+            self.map.get(&process)
+        }
+    }
+
+    #[inline]
+    fn insert(&mut self, process: u64, open: Open) {
+        self.len += 1;
+        if process < PROCESS_TABLE_MAX {
+            let i = process as usize;
+            if i >= self.table.len() {
+                self.table.resize(i + 1, None);
+            }
+            self.table[i] = Some(open);
+        } else {
+            self.map.insert(process, open);
+        }
+    }
+
+    #[inline]
+    fn remove(&mut self, process: u64) -> Option<Open> {
+        let open = if process < PROCESS_TABLE_MAX {
+            self.table.get_mut(process as usize)?.take()
+        } else {
+            self.map.remove(&process)
+        };
+        self.len -= usize::from(open.is_some());
+        open
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Open> {
+        self.table.iter().flatten().chain(self.map.values())
+    }
 }
 
 /// Builds a [`Prepared`] history event by event.
@@ -222,8 +279,9 @@ pub(crate) struct Preparer {
     key_none: Option<u32>,
     key_ints: FxHashMap<i64, u32>,
     key_strs: FxHashMap<Box<str>, u32>,
-    keys: Vec<KeyHistory>,
-    open: FxHashMap<u64, Open>,
+    keys: Vec<Option<Key>>,
+    ops: Vec<PreparedOp>,
+    open: OpenOps,
     stats: HistoryStats,
     notices: Vec<String>,
     notices_dropped: u64,
@@ -250,7 +308,8 @@ impl Preparer {
             key_ints: FxHashMap::default(),
             key_strs: FxHashMap::default(),
             keys: Vec::new(),
-            open: FxHashMap::default(),
+            ops: Vec::new(),
+            open: OpenOps::default(),
             stats: HistoryStats::default(),
             notices: Vec::new(),
             notices_dropped: 0,
@@ -366,10 +425,7 @@ impl Preparer {
             },
         };
         if let Some(key) = new_key {
-            self.keys.push(KeyHistory {
-                key,
-                ops: Vec::new(),
-            });
+            self.keys.push(key);
         }
         id
     }
@@ -393,7 +449,7 @@ impl Preparer {
     }
 
     fn invoke(&mut self, line: u64, e: &OpView<'_>) -> Result<(), ParseError> {
-        if let Some(open) = self.open.get(&e.process) {
+        if let Some(open) = self.open.get(e.process) {
             return Err(self.error(
                 line,
                 "process",
@@ -452,10 +508,10 @@ impl Preparer {
             (Function::Dequeue, _) => OpSpec::new(OpKind::Dequeue, ValueId::NULL),
         };
         let key = self.key_id(e.key);
-        let ops = &mut self.keys[key as usize].ops;
-        let op = u32::try_from(ops.len()).expect("fewer than 2^32 ops per key");
-        ops.push(PreparedOp {
+        let op = self.ops.len();
+        self.ops.push(PreparedOp {
             spec,
+            key,
             outcome: Outcome::Info,
             // A read that never completes observed nothing; it is kept only once its ok arrives. So is a dequeue,
             // until its completion or the end says what became of it.
@@ -483,7 +539,7 @@ impl Preparer {
     }
 
     fn complete(&mut self, line: u64, e: &OpView<'_>) -> Result<(), ParseError> {
-        let Some(open) = self.open.remove(&e.process) else {
+        let Some(open) = self.open.remove(e.process) else {
             return Err(self.error(
                 line,
                 "process",
@@ -506,7 +562,7 @@ impl Preparer {
                 ),
             ));
         }
-        let key = &self.keys[open.key as usize].key;
+        let key = &self.keys[open.key as usize];
         let key_ref = key.as_ref().map_or(ScalarRef::Null, ScalarRef::from);
         if e.key != ScalarRef::Null && e.key != key_ref {
             return Err(self.error(
@@ -554,7 +610,7 @@ impl Preparer {
             _ => None,
         };
         let fifo = self.model == ModelKind::FifoQueue;
-        let slot = &mut self.keys[open.key as usize].ops[open.op as usize];
+        let slot = &mut self.ops[open.op];
         match e.kind {
             EventKind::Invoke => unreachable!("invokes are handled by `invoke`"),
             EventKind::Ok => {
@@ -597,44 +653,59 @@ impl Preparer {
 
     pub fn finish(mut self) -> Prepared {
         // Ops never completed count as info.
-        self.stats.ops_info += self.open.len() as u64;
-        for open in self.open.values() {
-            let slot = &mut self.keys[open.key as usize].ops[open.op as usize];
-            if slot.spec.kind == OpKind::Dequeue && self.model == ModelKind::FifoQueue {
-                slot.spec.kind = OpKind::DequeueHead;
-                slot.keep = true;
-            }
-        }
-        let unordered = self.model == ModelKind::UnorderedQueue;
-        for k in &mut self.keys {
-            if unordered {
-                // Empty-queue observations after an indeterminate dequeue cannot be trusted: it may have taken
-                // the element they would have seen.
-                let first_lost = k
-                    .ops
-                    .iter()
-                    .filter(|o| {
-                        o.spec.kind == OpKind::Dequeue && o.outcome == Outcome::Info && !o.failed
-                    })
-                    .map(|o| o.call_index)
-                    .min();
-                if let Some(t) = first_lost {
-                    for o in &mut k.ops {
-                        if o.spec.kind == OpKind::Dequeue
-                            && o.outcome == Outcome::Ok
-                            && o.spec.a == ValueId::NULL
-                            && o.call_index > t
-                        {
-                            o.keep = false;
-                        }
-                    }
+        self.stats.ops_info += self.open.len as u64;
+        if self.model == ModelKind::FifoQueue {
+            for open in self.open.values() {
+                let slot = &mut self.ops[open.op];
+                if slot.spec.kind == OpKind::Dequeue {
+                    slot.spec.kind = OpKind::DequeueHead;
+                    slot.keep = true;
                 }
             }
-            k.ops.retain(|o| o.keep);
-            k.ops.shrink_to_fit();
-            self.stats.ops_checked += k.ops.len() as u64;
         }
-        self.stats.keys = self.keys.len() as u64;
+        if self.model == ModelKind::UnorderedQueue {
+            // Empty-queue observations after an indeterminate dequeue cannot be trusted: it may have taken the
+            // element they would have seen.
+            let mut first_lost: FxHashMap<u32, u64> = FxHashMap::default();
+            for o in &self.ops {
+                if o.spec.kind == OpKind::Dequeue && o.outcome == Outcome::Info && !o.failed {
+                    let t = first_lost.entry(o.key).or_insert(o.call_index);
+                    *t = (*t).min(o.call_index);
+                }
+            }
+            for o in &mut self.ops {
+                if o.spec.kind == OpKind::Dequeue
+                    && o.outcome == Outcome::Ok
+                    && o.spec.a == ValueId::NULL
+                    && first_lost.get(&o.key).is_some_and(|t| o.call_index > *t)
+                {
+                    o.keep = false;
+                }
+            }
+        }
+        let mut ops = std::mem::take(&mut self.ops);
+        ops.retain(|o| o.keep);
+        ops.shrink_to_fit();
+        // Group by key, each key's ops in invoke order (invoke indexes are unique and increasing).
+        {
+            use rayon::slice::ParallelSliceMut;
+            ops.par_sort_unstable_by_key(|o| (o.key, o.call_index));
+        }
+        let mut ranges = vec![0..0; self.keys.len()];
+        let mut start = 0;
+        while start < ops.len() {
+            let key = ops[start].key;
+            let end = start + ops[start..].partition_point(|o| o.key == key);
+            ranges[key as usize] = start..end;
+            start = end;
+        }
+        self.stats.ops_checked = ops.len() as u64;
+        let keys: Vec<KeyHistory> = std::mem::take(&mut self.keys)
+            .into_iter()
+            .zip(ranges)
+            .map(|(key, ops)| KeyHistory { key, ops })
+            .collect();
+        self.stats.keys = keys.len() as u64;
         if self.notices_dropped > 0 {
             self.notices.push(format!(
                 "{}: {} more notices like these",
@@ -642,7 +713,8 @@ impl Preparer {
             ));
         }
         Prepared {
-            keys: self.keys,
+            ops,
+            keys,
             values: self.values,
             stats: self.stats,
             notices: self.notices,
@@ -689,7 +761,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.keys.len(), 1);
-        let ops = &p.keys[0].ops;
+        let ops = &p.ops[p.keys[0].ops.clone()];
         let kinds: Vec<_> = ops.iter().map(|o| (o.spec.kind, o.outcome)).collect();
         assert_eq!(
             kinds,
@@ -775,6 +847,6 @@ mod tests {
         assert!(p
             .keys
             .iter()
-            .all(|k| k.ops.len() == 1 && k.ops[0].outcome == Outcome::Ok));
+            .all(|k| k.ops.len() == 1 && p.ops[k.ops.start].outcome == Outcome::Ok));
     }
 }
