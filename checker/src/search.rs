@@ -378,9 +378,8 @@ struct Pool {
     mismatch_left: Vec<u32>,
     /// Per value: the pooled ops writing it.
     writers_of: Vec<Vec<u32>>,
-    /// The pooled ops, in invoke order, and the pooled cas ops among them.
+    /// The pooled ops, in invoke order (by `call`).
     pooled: Vec<u32>,
-    pooled_cas: Vec<u32>,
     /// Per op: placed (linearized) already.
     placed: Vec<bool>,
     /// Bumped whenever the configuration changes; the candidates are valid for one generation.
@@ -426,7 +425,6 @@ impl Pool {
             mismatch_left: vec![0; values],
             writers_of: vec![Vec::new(); values],
             pooled: Vec::new(),
-            pooled_cas: Vec::new(),
             placed: vec![false; ops.len()],
             generation: 1,
             candidates_generation: 0,
@@ -436,18 +434,17 @@ impl Pool {
             op_mark: vec![0; ops.len()],
             worklist: Vec::new(),
         };
-        for (i, o) in ops.iter().enumerate() {
+        for i in 0..ops.len() {
             p.count(i as u32, true);
             if pooled_flags[i] {
                 p.pooled.push(i as u32);
-                if o.spec.kind == OpKind::Cas {
-                    p.pooled_cas.push(i as u32);
-                }
                 if p.writes[i] != Self::NONE {
                     p.writers_of[p.writes[i] as usize].push(i as u32);
                 }
             }
         }
+        // In invoke order, so that the ops invoked before a position are a prefix.
+        p.pooled.sort_by_key(|&w| (ops[w as usize].call, w));
         p
     }
 
@@ -529,33 +526,46 @@ impl Pool {
             let mm = self.mismatch_of[op as usize];
             mismatch_blocked |= mm != Self::NONE && Some(mm) == c;
         }
-        // Pooled cas ops that may come next observe their expected value too (a chain of indeterminate ops).
-        for k in 0..self.pooled_cas.len() {
-            let w = self.pooled_cas[k];
-            if callable(self, w) {
-                self.push_value(self.observes[w as usize], c);
-            }
-        }
+        // Backward from the values needed: a pooled op writing one is a candidate, and a pooled cas writing one
+        // needs its expected value in turn (a chain of indeterminate ops).
         while let Some(v) = self.worklist.pop() {
             for k in 0..self.writers_of[v as usize].len() {
                 let w = self.writers_of[v as usize][k];
                 if callable(self, w) && self.op_mark[w as usize] != stamp {
                     self.op_mark[w as usize] = stamp;
                     self.candidates.push(w);
+                    if ops[w as usize].spec.kind == OpKind::Cas {
+                        self.push_value(self.observes[w as usize], c);
+                    }
                 }
             }
         }
         if mismatch_blocked {
-            // Any other value unblocks the mismatch op. Writes of inert values lead to states nothing can tell
-            // apart, so only the first of them is worth trying.
+            // Any op that changes the value now unblocks the mismatch op: a write of another value, or a cas
+            // expecting the value held and setting another. A cas expecting anything else cannot step now, and a
+            // chain that ends in a change starts with an op that changes the value itself, so no other op is worth
+            // offering. Ops leading to an inert value lead to states nothing can tell apart, so only the first of
+            // them is tried.
+            let held = self.local.get(&current).copied();
+            let end = self
+                .pooled
+                .partition_point(|&w| ops[w as usize].call < callable_before);
             let mut inert_taken = false;
-            for k in 0..self.pooled.len() {
+            for k in 0..end {
                 let w = self.pooled[k];
-                if !callable(self, w) || self.op_mark[w as usize] == stamp {
+                if self.placed[w as usize] || self.op_mark[w as usize] == stamp {
                     continue;
                 }
                 let v = self.writes[w as usize];
-                if ops[w as usize].spec.kind == OpKind::Write && self.inert(v) {
+                let changes = match ops[w as usize].spec.kind {
+                    OpKind::Write => Some(v) != held,
+                    OpKind::Cas => Some(self.observes[w as usize]) == held && Some(v) != held,
+                    _ => false,
+                };
+                if !changes {
+                    continue;
+                }
+                if self.inert(v) {
                     if inert_taken {
                         continue;
                     }
@@ -565,7 +575,17 @@ impl Pool {
                 self.candidates.push(w);
             }
         }
-        self.candidates.sort_unstable();
+        // Invoke order, except that a write of an inert value comes first: it unblocks a mismatch without using up
+        // an op that some later op needs, so it is the choice most likely to lead on (the order only changes how
+        // soon a linearization is found, never whether).
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.sort_unstable_by_key(|&w| {
+            let inert_write = ops[w as usize].spec.kind == OpKind::Write
+                && self.writes[w as usize] != Self::NONE
+                && self.inert(self.writes[w as usize]);
+            (!inert_write, w)
+        });
+        self.candidates = candidates;
     }
 }
 
