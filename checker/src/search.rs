@@ -434,9 +434,9 @@ impl Pool {
             op_mark: vec![0; ops.len()],
             worklist: Vec::new(),
         };
-        for i in 0..ops.len() {
+        for (i, &is_pooled) in pooled_flags.iter().enumerate() {
             p.count(i as u32, true);
-            if pooled_flags[i] {
+            if is_pooled {
                 p.pooled.push(i as u32);
                 if p.writes[i] != Self::NONE {
                     p.writers_of[p.writes[i] as usize].push(i as u32);
