@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::history::Key;
-use crate::model::{Model, OpSpec, ValueTable};
+use crate::model::{Model, OpKind, OpSpec, ValueId, ValueTable};
 use crate::prepare::{Outcome, PreparedOp};
 use crate::search::{search, Budget, Frontier, Path, SearchOp, Verdict, NEVER};
 
@@ -171,7 +171,7 @@ pub struct Counterexample {
 fn key_text(key: &Option<Key>) -> String {
     match key {
         Some(k) => format!("key {k}"),
-        None => "the register".to_owned(),
+        None => "the history".to_owned(),
     }
 }
 
@@ -385,6 +385,26 @@ fn window_fails<M: Model>(
     true
 }
 
+/// The value an op leaves behind when it takes effect, if it produces one (a write, a cas, an add, an enqueue).
+fn produced(spec: &OpSpec) -> Option<ValueId> {
+    match spec.kind {
+        OpKind::Write | OpKind::Add | OpKind::Enqueue => Some(spec.a),
+        OpKind::Cas => Some(spec.b),
+        _ => None,
+    }
+}
+
+/// The values an op observes (other than null): a read's value, a cas' expected value, a set read's elements, a
+/// dequeued element.
+fn observed(spec: &OpSpec, values: &ValueTable) -> Vec<ValueId> {
+    let v = match spec.kind {
+        OpKind::Read | OpKind::Cas | OpKind::Dequeue => vec![spec.a],
+        OpKind::ReadSet => values.set(spec.a.0).to_vec(),
+        _ => Vec::new(),
+    };
+    v.into_iter().filter(|v| *v != ValueId::NULL).collect()
+}
+
 /// Delta debugging (Zeller's ddmin, complement variant) over the ops of a failing window: drops ops while the
 /// rest still cannot be linearized from the window's start, the failed op always kept. Returns the positions in the
 /// window of the ops kept, in invoke order, and whether the result is 1-minimal (no single op can be dropped).
@@ -397,9 +417,26 @@ fn shrink<M: Model>(
     w: &Window,
     failed: usize,
     known_start: bool,
+    values: &ValueTable,
     budget: &Budget,
 ) -> (Vec<usize>, bool) {
     let pinned = w.members.iter().position(|&i| i == failed);
+    // A subset must keep what explains it: an op that observes a value some op of the window writes keeps one of
+    // those writers. Otherwise "read 5" alone would be a counterexample (nothing wrote 5) that says nothing about
+    // the real failure.
+    let written_in_window: std::collections::HashSet<ValueId> =
+        w.ops.iter().filter_map(|o| produced(&o.spec)).collect();
+    let explained = |members: &[usize]| {
+        let written: std::collections::HashSet<ValueId> = members
+            .iter()
+            .filter_map(|&k| produced(&w.ops[k].spec))
+            .collect();
+        members.iter().all(|&k| {
+            observed(&w.ops[k].spec, values)
+                .iter()
+                .all(|v| !written_in_window.contains(v) || written.contains(v))
+        })
+    };
     let mut current: Vec<usize> = (0..w.members.len())
         .filter(|&k| Some(k) != pinned)
         .collect();
@@ -413,6 +450,9 @@ fn shrink<M: Model>(
         }
         let mut members: Vec<usize> = subset.iter().copied().chain(pinned).collect();
         members.sort_unstable();
+        if !explained(&members) {
+            return false;
+        }
         let ops: Vec<SearchOp> = members.iter().map(|&k| w.ops[k]).collect();
         window_fails(model, &ops, known_start, budget, effort)
     };
@@ -540,7 +580,7 @@ pub(crate) fn build<M: Model>(
             failed: i == failed,
         }
     };
-    let (kept, shrunk_minimal) = shrink(model, &w, failed, known_start, budget);
+    let (kept, shrunk_minimal) = shrink(model, &w, failed, known_start, values, budget);
     let shrunk = kept.into_iter().map(window_op).collect();
     let window_ops = (0..w.members.len()).map(window_op).collect();
 
