@@ -188,13 +188,19 @@ pub enum HistoryFormat {
     Jsonl,
     /// A Jepsen `history.edn`.
     Edn,
+    /// A Jepsen text log (`.log` or `.txt`): op lines as `jepsen.util` prints them and `history.txt` stores them.
+    JepsenLog,
 }
 
 impl HistoryFormat {
-    /// The format of a file, from its extension: `.edn` is EDN, anything else JSON Lines.
+    /// The format of a file, from its extension: `.edn` is EDN, `.log` and `.txt` a Jepsen text log, anything
+    /// else JSON Lines.
     pub fn of_path(path: &Path) -> HistoryFormat {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("edn") => HistoryFormat::Edn,
+            Some(e) if e.eq_ignore_ascii_case("log") || e.eq_ignore_ascii_case("txt") => {
+                HistoryFormat::JepsenLog
+            }
             _ => HistoryFormat::Jsonl,
         }
     }
@@ -263,7 +269,7 @@ fn check_stream(
     Ok(check_prepared(p.finish(), source_name, format, options))
 }
 
-/// Checks a file, `.edn` as Jepsen EDN and anything else as JSON Lines.
+/// Checks a file: `.edn` as Jepsen EDN, `.log` and `.txt` as a Jepsen text log, anything else as JSON Lines.
 pub fn check_file(path: &Path, options: &CheckOptions) -> Result<CheckReport, CheckError> {
     let name = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| CheckError::Io {
@@ -274,6 +280,9 @@ pub fn check_file(path: &Path, options: &CheckOptions) -> Result<CheckReport, Ch
     Ok(match HistoryFormat::of_path(path) {
         HistoryFormat::Jsonl => check_jsonl(reader, &name, options)?,
         HistoryFormat::Edn => check_edn(reader, &name, options)?,
+        HistoryFormat::JepsenLog => {
+            check_history(&crate::edn::read_jepsen_log(reader, &name)?, options)?
+        }
     })
 }
 
@@ -288,6 +297,7 @@ pub fn read_file(path: &Path) -> Result<History, CheckError> {
     Ok(match HistoryFormat::of_path(path) {
         HistoryFormat::Jsonl => History::read_jsonl(reader, &name)?,
         HistoryFormat::Edn => History::read_edn(reader, &name)?,
+        HistoryFormat::JepsenLog => crate::edn::read_jepsen_log(reader, &name)?,
     })
 }
 

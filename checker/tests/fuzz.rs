@@ -86,6 +86,9 @@ fn run_edn(text: &[u8]) {
         let _ = render_html(&report);
     }
     let _ = History::read_edn(text, "fuzz.edn");
+    if let Ok(h) = checker::edn::read_jepsen_log(text, "fuzz.log") {
+        let _ = check_history(&h, &options());
+    }
 }
 
 fn valid_history(seed: u64, ops: u64, keys: u32) -> Vec<String> {
