@@ -283,3 +283,34 @@ fn shrunk_counterexamples_are_illegal_on_their_own_and_no_larger_than_the_window
     }
     assert!(checked >= 15, "{checked}");
 }
+
+#[test]
+fn every_model_section_of_the_format_document_has_a_linearizable_example() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("HISTORY-FORMAT.md"))
+            .unwrap();
+    for model in ModelKind::ALL {
+        let heading = format!("### `{model}`\n");
+        let section = doc
+            .split(&heading)
+            .nth(1)
+            .unwrap_or_else(|| panic!("a section for {model}"));
+        let body = section
+            .split("```json\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap_or_else(|| panic!("an example for {model}"));
+        let report = checker::check_jsonl(
+            body.as_bytes(),
+            "HISTORY-FORMAT.md",
+            &CheckOptions::new(model),
+        )
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
+        assert_eq!(
+            report.verdict,
+            Verdict::Linearizable,
+            "{model}: {:#?}",
+            report.keys
+        );
+    }
+}
