@@ -48,6 +48,11 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = Budget::default().steps_max_per_key, value_name = "STEPS")]
     pub max_steps: u64,
 
+    /// Memory for the search's cache per key, in MiB; past it, the key's verdict is unknown ("memory limit
+    /// reached"). Up to two keys are searched at a time on two cores.
+    #[arg(long, default_value_t = Budget::default().cache_bytes_max_per_key >> 20, value_name = "MIB")]
+    pub max_search_memory: u64,
+
     /// Write `NAME.report.json` per file, `NAME.counterexample.html` per file with a violation, and
     /// `summary.json` into this directory.
     #[arg(long, value_name = "DIR")]
@@ -273,7 +278,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let started = Instant::now();
         let budget = Budget::new(
             args.max_steps,
-            Budget::default().cache_bytes_max_per_key,
+            args.max_search_memory.saturating_mul(1 << 20),
             started.checked_add(args.time_limit),
         );
         let options = CheckOptions::new(args.model).with_budget(budget);

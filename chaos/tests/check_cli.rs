@@ -146,6 +146,20 @@ fn exhausted_budget_exits_3() {
     let out = chaos(&["check", "--max-steps", "5", path.to_str().unwrap()]);
     assert_eq!(code(&out), 3);
     assert!(text(&out.stdout).contains("step limit reached"));
+    // A single register with indeterminate ops and cas mismatches: the search needs tens of MiB of cache.
+    let dir = tempfile::tempdir().unwrap();
+    let hard = dir.path().join("one-register.jsonl");
+    let events =
+        checker::generate::generate(&checker::generate::GenerateOptions::new(20_000, 10, 0, 1));
+    let history = checker::history::History::new(checker::history::Header::default(), events, "g");
+    std::fs::write(&hard, history.write_jsonl(Vec::new()).unwrap()).unwrap();
+    let out = chaos(&["check", "--max-search-memory", "1", hard.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("memory limit reached"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
