@@ -22,8 +22,10 @@
 //! print!("{}", counterexample.to_text());
 //! ```
 //!
-//! Modules: [`history`] (the JSON Lines format, reader and writer), [`edn`] (Jepsen import), [`model`],
-//! [`search`] (the search and its budget), [`counterexample`], [`html`], [`generate`] (simulated histories).
+//! Modules: [`history`] (the JSON Lines format, reader and writer; a parallel reader serves [`check_jsonl`]),
+//! [`edn`] (Jepsen EDN and text-log import), [`model`] (register, cas-register, set, mutex, unordered and FIFO
+//! queues), [`search`] (the search and its budget), [`counterexample`] (windows and shrinking), [`html`],
+//! [`generate`] (simulated histories).
 
 pub mod check;
 pub mod counterexample;

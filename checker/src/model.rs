@@ -509,7 +509,7 @@ pub struct SetModel<'v> {
 }
 
 impl Model for SetModel<'_> {
-    /// An arena id; with [`ANY_BIT`], "an unknown set plus these elements".
+    /// An arena id; with its top bit set, "an unknown set plus these elements".
     type State = u32;
     type Arena = CollectionArena;
 
