@@ -116,19 +116,26 @@ impl Cursor<'_> {
         Some((start, end))
     }
 
-    /// Digits of a JSON integer (no sign); `None` for anything that is not a plain integer of at most 19 digits.
+    /// Digits of a JSON integer (no sign); `None` for anything that is not a plain integer of at most 19 digits
+    /// (19 digits always fit in a `u64`; longer ones go to the slow path, which says what is wrong or reads them).
     #[inline]
     fn digits(&mut self) -> Option<u64> {
         let start = self.i;
+        let mut i = start;
         let mut v: u64 = 0;
-        while let Some(c @ b'0'..=b'9') = self.peek() {
-            v = v.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
-            self.i += 1;
+        while let Some(&c) = self.b.get(i) {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                break;
+            }
+            v = v.wrapping_mul(10).wrapping_add(u64::from(d));
+            i += 1;
         }
-        let n = self.i - start;
-        if n == 0 || (n > 1 && self.b[start] == b'0') {
+        let n = i - start;
+        if n == 0 || n > 19 || (n > 1 && self.b[start] == b'0') {
             return None;
         }
+        self.i = i;
         // A fraction or an exponent makes it a float: the slow path says what is wrong.
         if let Some(b'.' | b'e' | b'E') = self.peek() {
             return None;
