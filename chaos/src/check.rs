@@ -2,6 +2,7 @@
 //! optionally writes a JSON report and an HTML counterexample page per file.
 
 use std::collections::HashSet;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use serde::Serialize;
 pub const EXIT_LINEARIZABLE: u8 = 0;
 /// Some file not linearizable.
 pub const EXIT_NOT_LINEARIZABLE: u8 = 1;
-/// Some file could not be read or is malformed (and none is not linearizable).
+/// Some file could not be read, is malformed, or has no operation to check (and none is not linearizable).
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Some file's verdict is unknown (and none is not linearizable or malformed).
 pub const EXIT_UNKNOWN: u8 = 3;
@@ -34,7 +35,8 @@ pub struct CheckArgs {
     #[arg(required = true, value_name = "HISTORY")]
     pub histories: Vec<PathBuf>,
 
-    /// The model each key is checked against.
+    /// The model each key is checked against: register, cas-register, set, mutex, unordered-queue or fifo-queue
+    /// (see checker/HISTORY-FORMAT.md for the ops of each).
     #[arg(long, default_value = "cas-register", value_parser = parse_model)]
     pub model: ModelKind,
 
@@ -45,6 +47,11 @@ pub struct CheckArgs {
     /// Search steps per key before its verdict is unknown.
     #[arg(long, default_value_t = Budget::default().steps_max_per_key, value_name = "STEPS")]
     pub max_steps: u64,
+
+    /// Memory for the search's cache per key, in MiB; past it, the key's verdict is unknown ("memory limit
+    /// reached"). Up to two keys are searched at a time on two cores.
+    #[arg(long, default_value_t = Budget::default().cache_bytes_max_per_key >> 20, value_name = "MIB")]
+    pub max_search_memory: u64,
 
     /// Write `NAME.report.json` per file, `NAME.counterexample.html` per file with a violation, and
     /// `summary.json` into this directory.
@@ -64,7 +71,7 @@ fn parse_model(s: &str) -> Result<ModelKind, String> {
 #[derive(Debug, Serialize)]
 struct FileSummary {
     path: String,
-    /// `linearizable`, `not-linearizable`, `unknown` or `bad-input`.
+    /// `linearizable`, `not-linearizable`, `unknown`, `empty` or `bad-input`.
     verdict: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
@@ -85,6 +92,7 @@ struct Totals {
     linearizable: u64,
     not_linearizable: u64,
     unknown: u64,
+    empty: u64,
     bad_input: u64,
 }
 
@@ -149,6 +157,42 @@ fn verdict_name(v: Verdict) -> &'static str {
         Verdict::Linearizable => "linearizable",
         Verdict::NotLinearizable => "not-linearizable",
         Verdict::Unknown => "unknown",
+        Verdict::Empty => "empty",
+    }
+}
+
+/// Where `chaos check` prints. A reader that goes away (`chaos check ... | head`) is a normal end, not an error:
+/// the first broken pipe on stdout stops all further output and the checking of further files.
+#[derive(Debug, Default)]
+struct Out {
+    closed: bool,
+}
+
+impl Out {
+    /// Prints a line on stdout; false once the reader has gone.
+    fn line(&mut self, text: &str) -> bool {
+        if self.closed {
+            return false;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let result = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+        match result {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.closed = true;
+                false
+            }
+            Err(_) => {
+                // Any other failure to print (a full disk behind a redirect) also ends the output.
+                self.closed = true;
+                false
+            }
+        }
+    }
+
+    /// Prints a line on stderr; a closed stderr is ignored.
+    fn note(&mut self, text: &str) {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
     }
 }
 
@@ -166,6 +210,7 @@ fn verdict_line(path: &str, report: &CheckReport, elapsed: Duration) -> String {
             "{path}: NOT LINEARIZABLE ({} of {} keys not linearizable, {} unknown; {size})",
             report.keys_not_linearizable, report.stats.keys, report.keys_unknown
         ),
+        Verdict::Empty => format!("{path}: empty: no operation to check ({size})"),
         Verdict::Unknown => {
             let mut reasons: Vec<&str> = report
                 .keys
@@ -224,12 +269,16 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let mut used_stems = HashSet::new();
     let mut summaries = Vec::with_capacity(files.len());
     let mut totals = Totals::default();
+    let mut out = Out::default();
     for path in &files {
+        if out.closed {
+            break;
+        }
         let name = path.display().to_string();
         let started = Instant::now();
         let budget = Budget::new(
             args.max_steps,
-            Budget::default().cache_bytes_max_per_key,
+            args.max_search_memory.saturating_mul(1 << 20),
             started.checked_add(args.time_limit),
         );
         let options = CheckOptions::new(args.model).with_budget(budget);
@@ -239,9 +288,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let summary = match result {
             Err(e) => {
                 totals.bad_input += 1;
-                eprintln!("chaos check: {e}");
+                out.note(&format!("chaos check: {e}"));
                 if !args.json {
-                    println!("{name}: bad input");
+                    out.line(&format!("{name}: bad input"));
                 }
                 FileSummary {
                     path: name,
@@ -257,21 +306,38 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(report) => {
+                for n in &report.notices {
+                    out.note(&format!("chaos check: notice: {n}"));
+                }
                 match report.verdict {
                     Verdict::Linearizable => totals.linearizable += 1,
                     Verdict::NotLinearizable => totals.not_linearizable += 1,
                     Verdict::Unknown => totals.unknown += 1,
+                    Verdict::Empty => {
+                        totals.empty += 1;
+                        let why = if report.stats.ops == 0 {
+                            "the history has no operations".to_owned()
+                        } else {
+                            format!(
+                                "none of the history's {} operations can be checked (failed ops and indeterminate reads carry no information)",
+                                report.stats.ops
+                            )
+                        };
+                        out.note(&format!("chaos check: {name}: {why}: it proves nothing"));
+                    }
                 }
                 if !args.json {
-                    println!("{}", verdict_line(&name, &report, elapsed));
+                    out.line(&verdict_line(&name, &report, elapsed));
                     let cex: Vec<_> = report.counterexamples().collect();
-                    for c in cex.iter().take(COUNTEREXAMPLES_PRINTED_MAX) {
+                    'print: for c in cex.iter().take(COUNTEREXAMPLES_PRINTED_MAX) {
                         for line in c.to_text().lines() {
-                            println!("    {line}");
+                            if !out.line(&format!("    {line}")) {
+                                break 'print;
+                            }
                         }
                     }
                     if cex.len() > COUNTEREXAMPLES_PRINTED_MAX {
-                        println!(
+                        out.line(&format!(
                             "    ... and {} more keys not linearizable{}",
                             cex.len() - COUNTEREXAMPLES_PRINTED_MAX,
                             if args.out.is_some() {
@@ -279,7 +345,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
                             } else {
                                 " (use --out DIR for all)"
                             }
-                        );
+                        ));
                     }
                 }
                 let (report_path, html_path) = match &args.out {
@@ -306,10 +372,11 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         };
         summaries.push(summary);
     }
-    // A violation matters most; then input we could not judge; then undecided searches.
+    // A violation matters most; then input we could not judge (malformed, or nothing to check); then undecided
+    // searches.
     let exit_code = if totals.not_linearizable > 0 {
         EXIT_NOT_LINEARIZABLE
-    } else if totals.bad_input > 0 {
+    } else if totals.bad_input > 0 || totals.empty > 0 {
         EXIT_BAD_INPUT
     } else if totals.unknown > 0 {
         EXIT_UNKNOWN
@@ -317,12 +384,13 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         EXIT_LINEARIZABLE
     };
     let total_line = format!(
-        "total: {} file{}: {} linearizable, {} not linearizable, {} unknown, {} bad input",
+        "total: {} file{}: {} linearizable, {} not linearizable, {} unknown, {} empty, {} bad input",
         totals.files,
         if totals.files == 1 { "" } else { "s" },
         totals.linearizable,
         totals.not_linearizable,
         totals.unknown,
+        totals.empty,
         totals.bad_input
     );
     let summary = Summary {
@@ -338,9 +406,9 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("{}: cannot write", p.display()))?;
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+        out.line(&serde_json::to_string_pretty(&summary)?);
     } else {
-        println!("{total_line}");
+        out.line(&total_line);
     }
     Ok(ExitCode::from(exit_code))
 }

@@ -37,8 +37,9 @@ fn linearizable_history_exits_0() {
         "{stdout}"
     );
     assert!(
-        stdout
-            .contains("total: 1 file: 1 linearizable, 0 not linearizable, 0 unknown, 0 bad input"),
+        stdout.contains(
+            "total: 1 file: 1 linearizable, 0 not linearizable, 0 unknown, 0 empty, 0 bad input"
+        ),
         "{stdout}"
     );
 }
@@ -145,6 +146,20 @@ fn exhausted_budget_exits_3() {
     let out = chaos(&["check", "--max-steps", "5", path.to_str().unwrap()]);
     assert_eq!(code(&out), 3);
     assert!(text(&out.stdout).contains("step limit reached"));
+    // A single register with indeterminate ops and cas mismatches: the search needs tens of MiB of cache.
+    let dir = tempfile::tempdir().unwrap();
+    let hard = dir.path().join("one-register.jsonl");
+    let events =
+        checker::generate::generate(&checker::generate::GenerateOptions::new(20_000, 10, 0, 1));
+    let history = checker::history::History::new(checker::history::Header::default(), events, "g");
+    std::fs::write(&hard, history.write_jsonl(Vec::new()).unwrap()).unwrap();
+    let out = chaos(&["check", "--max-search-memory", "1", hard.to_str().unwrap()]);
+    assert_eq!(code(&out), 3, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("memory limit reached"),
+        "{}",
+        text(&out.stdout)
+    );
 }
 
 #[test]
@@ -171,8 +186,9 @@ fn a_directory_checks_every_history_and_violations_win() {
         "{stdout}"
     );
     assert!(
-        stdout
-            .contains("total: 4 files: 2 linearizable, 1 not linearizable, 0 unknown, 1 bad input"),
+        stdout.contains(
+            "total: 4 files: 2 linearizable, 1 not linearizable, 0 unknown, 0 empty, 1 bad input"
+        ),
         "{stdout}"
     );
     assert!(
@@ -226,4 +242,143 @@ fn json_summary_and_out_dir() {
         .join("info-must-apply.linearizable.counterexample.html")
         .exists());
     assert!(out_dir.path().join("summary.json").exists());
+}
+
+#[test]
+fn a_history_with_only_a_header_is_empty_and_exits_2() {
+    // Issue 12, item 5: this used to be "linearizable" with exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("header-only.jsonl");
+    std::fs::write(&path, HEADER).unwrap();
+    let out = chaos(&["check", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 2, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("header-only.jsonl: empty: no operation to check (0 ops"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("header-only.jsonl: the history has no operations"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = chaos(&["check", "--json", path.to_str().unwrap()]);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["files"][0]["verdict"], "empty");
+    assert_eq!(summary["exit_code"], 2);
+}
+
+#[test]
+fn a_client_op_with_a_string_process_gets_a_notice_naming_its_line() {
+    // Issue 12, item 5: such a line silently became a note.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("string-process.jsonl");
+    std::fs::write(
+        &path,
+        format!(
+            "{HEADER}{}\n{}\n{}\n",
+            r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"write","value":1}"#,
+            r#"{"index":1,"time":2,"process":0,"type":"ok","f":"write","value":1}"#,
+            r#"{"index":2,"time":3,"process":"3","type":"invoke","f":"write","value":2}"#
+        ),
+    )
+    .unwrap();
+    let out = chaos(&["check", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("notice: ")
+            && stderr.contains("string-process.jsonl:4: process \"3\" is a string"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn headerless_files_and_value_less_completions_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("converted.jsonl");
+    std::fs::write(
+        &path,
+        [
+            r#"{"index":0,"time":1,"process":0,"type":"invoke","f":"write","value":1}"#,
+            r#"{"index":1,"time":2,"process":0,"type":"ok","f":"write"}"#,
+            r#"{"index":2,"time":3,"process":1,"type":"invoke","f":"cas","value":[1,2]}"#,
+            r#"{"index":3,"time":4,"process":1,"type":"info","f":"cas"}"#,
+            r#"{"index":4,"time":5,"process":2,"type":"invoke","f":"read"}"#,
+            r#"{"index":5,"time":6,"process":2,"type":"ok","f":"read","value":2}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = chaos(&["check", path.to_str().unwrap()]);
+    assert_eq!(code(&out), 0, "{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("converted.jsonl:1: no header line; read as a schema 1 history"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_reader_that_closes_early_is_a_clean_stop() {
+    // Issue 12, item 8: `chaos check ... | head` panicked on the broken pipe (exit 101).
+    let dir = tempfile::tempdir().unwrap();
+    let source = std::fs::read(golden("stale-read.illegal.jsonl")).unwrap();
+    for i in 0..600 {
+        std::fs::write(dir.path().join(format!("h{i:04}.jsonl")), &source).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args(["check", dir.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the chaos binary runs");
+    {
+        use std::io::Read;
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 64];
+        stdout.read_exact(&mut first).unwrap();
+        // Dropping the pipe closes it, as `head` does after its lines.
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        code(&out),
+        1,
+        "a clean stop keeps the verdict so far: {stderr}"
+    );
+}
+
+#[test]
+fn huge_values_are_cut_in_counterexamples() {
+    // Issue 12, item 9: a 900 KB value made 4.6 MB of output.
+    let big = "v".repeat(900_000);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.jsonl");
+    let lines = [
+        format!(
+            r#"{{"index":0,"time":1,"process":0,"type":"invoke","f":"write","value":"{big}"}}"#
+        ),
+        format!(r#"{{"index":1,"time":2,"process":0,"type":"ok","f":"write","value":"{big}"}}"#),
+        r#"{"index":2,"time":3,"process":0,"type":"invoke","f":"write","value":2}"#.to_owned(),
+        r#"{"index":3,"time":4,"process":0,"type":"ok","f":"write","value":2}"#.to_owned(),
+        r#"{"index":4,"time":5,"process":1,"type":"invoke","f":"read"}"#.to_owned(),
+        format!(r#"{{"index":5,"time":6,"process":1,"type":"ok","f":"read","value":"{big}"}}"#),
+    ];
+    std::fs::write(&path, format!("{HEADER}{}\n", lines.join("\n"))).unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = chaos(&[
+        "check",
+        "--out",
+        out_dir.path().to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 1);
+    let stdout = text(&out.stdout);
+    assert!(stdout.len() < 20_000, "{} bytes of output", stdout.len());
+    assert!(stdout.contains("...[900002 bytes in all]"), "{stdout}");
+    let html = std::fs::read_to_string(out_dir.path().join("big.counterexample.html")).unwrap();
+    assert!(html.len() < 100_000, "{} bytes of html", html.len());
+    assert!(html.contains("...[900002 bytes in all]"));
 }

@@ -12,8 +12,10 @@ use crate::counterexample::{self, Counterexample};
 use crate::edn::EdnReader;
 use crate::hash::FxBuild;
 use crate::history::{History, JsonlReader, Key, ParseError};
-use crate::model::{CasRegister, Model, ModelKind, OpKind, Register, ValueId, ValueTable};
-use crate::prepare::{HistoryStats, KeyHistory, Outcome, Prepared, PreparedOp, Preparer};
+use crate::model::{
+    CasRegister, Model, ModelKind, Mutex, OpKind, Queue, Register, SetModel, ValueId, ValueTable,
+};
+use crate::prepare::{FaultWindow, HistoryStats, Outcome, Prepared, PreparedOp, Preparer};
 use crate::search::{search, Budget, SearchOp, UnknownReason, Verdict as SearchVerdict, NEVER};
 
 /// The version of the report written by [`CheckReport`]'s serialisation.
@@ -29,6 +31,9 @@ pub enum Verdict {
     NotLinearizable,
     /// The budget ran out before the search could tell.
     Unknown,
+    /// The history has no operation to check (only a header, only notes, or only ops that carry no information
+    /// such as failed ones): it proves nothing either way.
+    Empty,
 }
 
 impl Verdict {
@@ -38,12 +43,14 @@ impl Verdict {
             Verdict::Linearizable => "linearizable",
             Verdict::NotLinearizable => "not linearizable",
             Verdict::Unknown => "unknown",
+            Verdict::Empty => "empty",
         }
     }
 
-    /// Combines verdicts of parts: any violation wins, then any unknown.
+    /// Combines verdicts of parts: any violation wins, then any unknown; an empty part adds nothing.
     pub fn combine(self, other: Verdict) -> Verdict {
         match (self, other) {
+            (Verdict::Empty, v) | (v, Verdict::Empty) => v,
             (Verdict::NotLinearizable, _) | (_, Verdict::NotLinearizable) => {
                 Verdict::NotLinearizable
             }
@@ -140,6 +147,13 @@ pub struct CheckReport {
     pub steps: u64,
     /// The keys that are not linearizable or unknown, in key order; linearizable keys are only counted.
     pub keys: Vec<KeyReport>,
+    /// One-line notices about the history that are not errors (a missing header, a client op written with a
+    /// string process...), each naming the file and line.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notices: Vec<String>,
+    /// The faults of the run, from the nemesis notes of a `chaos run` history (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<FaultWindow>,
 }
 
 impl CheckReport {
@@ -174,13 +188,19 @@ pub enum HistoryFormat {
     Jsonl,
     /// A Jepsen `history.edn`.
     Edn,
+    /// A Jepsen text log (`.log` or `.txt`): op lines as `jepsen.util` prints them and `history.txt` stores them.
+    JepsenLog,
 }
 
 impl HistoryFormat {
-    /// The format of a file, from its extension: `.edn` is EDN, anything else JSON Lines.
+    /// The format of a file, from its extension: `.edn` is EDN, `.log` and `.txt` a Jepsen text log, anything
+    /// else JSON Lines.
     pub fn of_path(path: &Path) -> HistoryFormat {
         match path.extension().and_then(|e| e.to_str()) {
             Some(e) if e.eq_ignore_ascii_case("edn") => HistoryFormat::Edn,
+            Some(e) if e.eq_ignore_ascii_case("log") || e.eq_ignore_ascii_case("txt") => {
+                HistoryFormat::JepsenLog
+            }
             _ => HistoryFormat::Jsonl,
         }
     }
@@ -189,6 +209,9 @@ impl HistoryFormat {
 /// Checks a history held in memory.
 pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckReport, ParseError> {
     let mut p = Preparer::new(&history.source_name, options.model);
+    for n in &history.notices {
+        p.notice(n.clone());
+    }
     for (line, event) in history.lines.iter().zip(&history.events) {
         p.push(*line, event)?;
     }
@@ -200,15 +223,21 @@ pub fn check_history(history: &History, options: &CheckOptions) -> Result<CheckR
     ))
 }
 
-/// Checks a JSON Lines history as it is read, without holding its events in memory.
+/// Checks a JSON Lines history as it is read, without holding its events in memory: blocks of lines are scanned
+/// in parallel while the previous block is paired and split by key.
 pub fn check_jsonl<R: BufRead>(
     reader: R,
     source_name: &str,
     options: &CheckOptions,
 ) -> Result<CheckReport, ParseError> {
-    let mut r = JsonlReader::new(reader, source_name)?;
+    let r = JsonlReader::new(reader, source_name)?;
     let format = r.header().format.clone();
-    check_stream(|| r.next_event(), &format, source_name, options)
+    let mut p = Preparer::new(source_name, options.model);
+    for n in r.notices() {
+        p.notice(n.clone());
+    }
+    crate::scan::read_events(r, source_name, &mut p)?;
+    Ok(check_prepared(p.finish(), source_name, &format, options))
 }
 
 /// Checks a Jepsen EDN history.
@@ -219,24 +248,28 @@ pub fn check_edn<R: Read>(
 ) -> Result<CheckReport, ParseError> {
     let mut r = EdnReader::new(reader, source_name)?;
     let format = r.header().format.clone();
-    check_stream(|| r.next_event(), &format, source_name, options)
+    check_stream(|| r.next_event(), Vec::new(), &format, source_name, options)
 }
 
 /// Prepares events as a reader yields them (line, event), then searches.
 fn check_stream(
     mut next_event: impl FnMut() -> Result<Option<(u64, crate::history::Event)>, ParseError>,
+    notices: Vec<String>,
     format: &str,
     source_name: &str,
     options: &CheckOptions,
 ) -> Result<CheckReport, ParseError> {
     let mut p = Preparer::new(source_name, options.model);
+    for n in notices {
+        p.notice(n);
+    }
     while let Some((line, event)) = next_event()? {
         p.push(line, &event)?;
     }
     Ok(check_prepared(p.finish(), source_name, format, options))
 }
 
-/// Checks a file, `.edn` as Jepsen EDN and anything else as JSON Lines.
+/// Checks a file: `.edn` as Jepsen EDN, `.log` and `.txt` as a Jepsen text log, anything else as JSON Lines.
 pub fn check_file(path: &Path, options: &CheckOptions) -> Result<CheckReport, CheckError> {
     let name = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|e| CheckError::Io {
@@ -247,6 +280,9 @@ pub fn check_file(path: &Path, options: &CheckOptions) -> Result<CheckReport, Ch
     Ok(match HistoryFormat::of_path(path) {
         HistoryFormat::Jsonl => check_jsonl(reader, &name, options)?,
         HistoryFormat::Edn => check_edn(reader, &name, options)?,
+        HistoryFormat::JepsenLog => {
+            check_history(&crate::edn::read_jepsen_log(reader, &name)?, options)?
+        }
     })
 }
 
@@ -261,6 +297,7 @@ pub fn read_file(path: &Path) -> Result<History, CheckError> {
     Ok(match HistoryFormat::of_path(path) {
         HistoryFormat::Jsonl => History::read_jsonl(reader, &name)?,
         HistoryFormat::Edn => History::read_edn(reader, &name)?,
+        HistoryFormat::JepsenLog => crate::edn::read_jepsen_log(reader, &name)?,
     })
 }
 
@@ -273,6 +310,23 @@ fn check_prepared(
     match options.model {
         ModelKind::Register => check_model(&Register, prepared, source, format, options),
         ModelKind::CasRegister => check_model(&CasRegister, prepared, source, format, options),
+        ModelKind::Set => {
+            let reads = prepared.values.sets().to_vec();
+            check_model(
+                &SetModel { reads: &reads },
+                prepared,
+                source,
+                format,
+                options,
+            )
+        }
+        ModelKind::Mutex => check_model(&Mutex, prepared, source, format, options),
+        ModelKind::UnorderedQueue => {
+            check_model(&Queue { fifo: false }, prepared, source, format, options)
+        }
+        ModelKind::FifoQueue => {
+            check_model(&Queue { fifo: true }, prepared, source, format, options)
+        }
     }
 }
 
@@ -284,16 +338,26 @@ fn check_model<M: Model>(
     options: &CheckOptions,
 ) -> CheckReport {
     let Prepared {
+        ops: all_ops,
         keys,
         values,
         stats,
+        notices,
+        faults,
     } = prepared;
     // Largest keys first, so that one big key does not start last and run alone on one core.
     let mut order: Vec<usize> = (0..keys.len()).collect();
     order.sort_by_key(|&i| Reverse(keys[i].ops.len()));
+    let all_ops = &all_ops;
     let results: Vec<(usize, KeyReport)> = order
         .par_iter()
-        .map(|&i| (i, check_key(model, &keys[i], &values, options)))
+        .map(|&i| {
+            let k = &keys[i];
+            (
+                i,
+                check_key(model, &k.key, &all_ops[k.ops.clone()], &values, options),
+            )
+        })
         .collect();
     let mut report = CheckReport {
         schema_version: REPORT_SCHEMA_VERSION,
@@ -307,6 +371,8 @@ fn check_model<M: Model>(
         keys_unknown: 0,
         steps: 0,
         keys: Vec::new(),
+        notices,
+        faults,
     };
     for (_, k) in results {
         report.steps += k.steps;
@@ -315,10 +381,14 @@ fn check_model<M: Model>(
             Verdict::Linearizable => report.keys_linearizable += 1,
             Verdict::NotLinearizable => report.keys_not_linearizable += 1,
             Verdict::Unknown => report.keys_unknown += 1,
+            Verdict::Empty => unreachable!("a key has ops"),
         }
         if k.verdict != Verdict::Linearizable {
             report.keys.push(k);
         }
+    }
+    if report.stats.ops_checked == 0 {
+        report.verdict = Verdict::Empty;
     }
     report.keys.sort_by(|a, b| a.key.cmp(&b.key));
     report
@@ -330,37 +400,36 @@ fn check_model<M: Model>(
 /// `v`) after its invoke, or if the key has mismatch observations (which a write of anything else can satisfy).
 /// Otherwise taking effect could only make later reads fail, never help them, and it is dropped here; the search
 /// leaves out the others as soon as nothing left could need them.
-fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
+fn search_ops(key_ops: &[PreparedOp]) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
     let ret_of = |o: &PreparedOp| match o.outcome {
         Outcome::Info => NEVER,
-        Outcome::Ok | Outcome::Mismatch => o.ret_index.expect("a definite op has a completion"),
+        Outcome::Ok | Outcome::Mismatch => o.ret_index().expect("a definite op has a completion"),
     };
     let mut last_observer: HashMap<ValueId, u64, FxBuild> = HashMap::default();
     let mut has_mismatch = false;
-    for o in &key.ops {
+    for o in key_ops {
         match o.spec.kind {
             OpKind::Read | OpKind::Cas => {
                 let e = last_observer.entry(o.spec.a).or_insert(0);
                 *e = (*e).max(ret_of(o));
             }
             OpKind::CasMismatch => has_mismatch = true,
-            OpKind::Write => {}
+            _ => {}
         }
     }
-    let mut prepared = Vec::with_capacity(key.ops.len());
-    let mut ops = Vec::with_capacity(key.ops.len());
-    for o in &key.ops {
+    let mut prepared = Vec::with_capacity(key_ops.len());
+    let mut ops = Vec::with_capacity(key_ops.len());
+    for o in key_ops {
         let optional = o.outcome == Outcome::Info;
         if optional && !has_mismatch {
-            let written = o
-                .spec
-                .written()
-                .expect("indeterminate reads are dropped in preparation");
-            if last_observer
-                .get(&written)
-                .is_none_or(|t| *t < o.call_index)
-            {
-                continue;
+            // Indeterminate reads are dropped in preparation; ops of other models are all kept.
+            if let Some(written) = o.spec.written() {
+                if last_observer
+                    .get(&written)
+                    .is_none_or(|t| *t < o.call_index)
+                {
+                    continue;
+                }
             }
         }
         prepared.push(o);
@@ -376,14 +445,15 @@ fn search_ops(key: &KeyHistory) -> (Vec<&PreparedOp>, Vec<SearchOp>) {
 
 fn check_key<M: Model>(
     model: &M,
-    key: &KeyHistory,
+    key: &Option<Key>,
+    key_ops: &[PreparedOp],
     values: &ValueTable,
     options: &CheckOptions,
 ) -> KeyReport {
     let mut report = KeyReport {
-        key: key.key.clone(),
+        key: key.clone(),
         verdict: Verdict::Unknown,
-        ops: key.ops.len() as u64,
+        ops: key_ops.len() as u64,
         steps: 0,
         unknown_reason: None,
         counterexample: None,
@@ -392,8 +462,15 @@ fn check_key<M: Model>(
         report.unknown_reason = Some(UnknownReason::TimeLimit);
         return report;
     }
-    let (prepared, ops) = search_ops(key);
-    let (verdict, stats) = search(model, &ops, model.init(), &options.budget, None);
+    let (prepared, ops) = search_ops(key_ops);
+    let (verdict, stats) = search(
+        model,
+        &mut M::Arena::default(),
+        &ops,
+        model.init(),
+        &options.budget,
+        None,
+    );
     report.steps = stats.steps;
     match verdict {
         SearchVerdict::Linearizable => report.verdict = Verdict::Linearizable,
@@ -401,14 +478,22 @@ fn check_key<M: Model>(
         SearchVerdict::Illegal { frontier, .. } => {
             report.verdict = Verdict::NotLinearizable;
             if options.counterexamples {
-                let (again, _) = search(model, &ops, model.init(), &options.budget, Some(frontier));
+                let mut arena = M::Arena::default();
+                let (again, _) = search(
+                    model,
+                    &mut arena,
+                    &ops,
+                    model.init(),
+                    &options.budget,
+                    Some(frontier),
+                );
                 let path = match again {
-                    SearchVerdict::Illegal { path, .. } => path,
+                    SearchVerdict::Illegal { path, .. } => path.map(|p| (p, &arena)),
                     _ => None,
                 };
                 report.counterexample = Some(counterexample::build(
                     model,
-                    &key.key,
+                    key,
                     &prepared,
                     &ops,
                     values,

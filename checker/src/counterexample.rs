@@ -15,7 +15,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::history::Key;
-use crate::model::{Model, OpSpec, ValueTable};
+use crate::model::{Model, OpKind, OpSpec, ValueId, ValueTable};
 use crate::prepare::{Outcome, PreparedOp};
 use crate::search::{search, Budget, Frontier, Path, SearchOp, Verdict, NEVER};
 
@@ -26,8 +26,15 @@ pub const PREFIX_SHOWN_MAX: usize = 20;
 /// which only makes the reported window larger, never wrong.
 const WINDOW_STEPS_MAX: u64 = 2_000_000;
 
-/// Step budget for shrinking one counterexample, over all the windows tried.
+/// Step budget for finding the smallest window of one counterexample, over all the windows tried.
 const MINIMIZE_STEPS_MAX: u64 = 10_000_000;
+
+/// Step budget for shrinking one counterexample's window to a minimal set of ops, over all the subsets tried.
+/// Deterministic, so the same history always shrinks to the same ops; a few tenths of a second at most.
+pub const SHRINK_STEPS_MAX: u64 = 20_000_000;
+
+/// Subsets tried while shrinking one counterexample, whatever their size.
+const SHRINK_TESTS_MAX: u32 = 5_000;
 
 /// One op as shown in a report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -60,11 +67,11 @@ impl OpRecord {
             op: op.spec.describe(values),
             outcome: op.outcome,
             invoke_index: op.call_index,
-            complete_index: op.ret_index,
+            complete_index: op.ret_index(),
             invoke_time_ns: op.call_time_ns,
-            complete_time_ns: op.ret_time_ns,
+            complete_time_ns: op.ret_time_ns(),
             invoke_line: op.call_line,
-            complete_line: op.ret_line,
+            complete_line: op.ret_line(),
         }
     }
 
@@ -142,6 +149,12 @@ pub struct Counterexample {
     pub key: Option<Key>,
     /// The op whose completion no linearization could reach.
     pub failed_op: OpRecord,
+    /// A small subset of the window that still cannot be linearized (from the same start as the window), found by
+    /// delta debugging: ops in invoke order, each keeping its own interval, so real-time order is unchanged.
+    pub shrunk: Vec<WindowOp>,
+    /// True when removing any single op of `shrunk` makes it linearizable; false when the shrink budget ran out
+    /// first (it is then smaller than the window, or equal, but perhaps not minimal).
+    pub shrunk_minimal: bool,
     /// The smallest window that cannot be linearized, ops in invoke order.
     pub window: Vec<WindowOp>,
     /// The state the window starts from: `None` when any state was tried (the window starts mid-history),
@@ -158,7 +171,7 @@ pub struct Counterexample {
 fn key_text(key: &Option<Key>) -> String {
     match key {
         Some(k) => format!("key {k}"),
-        None => "the register".to_owned(),
+        None => "the history".to_owned(),
     }
 }
 
@@ -172,6 +185,25 @@ impl Counterexample {
             None => "from any state".to_owned(),
             Some(state) => format!("from the initial state {state}"),
         };
+        let _ = writeln!(
+            s,
+            "  {} counterexample ({start}): {} op{}{}",
+            if self.shrunk_minimal {
+                "minimal"
+            } else {
+                "shrunk"
+            },
+            self.shrunk.len(),
+            if self.shrunk.len() == 1 { "" } else { "s" },
+            if self.shrunk_minimal {
+                "; without any one of them the rest is linearizable"
+            } else {
+                " (shrink budget reached: perhaps not minimal)"
+            }
+        );
+        for w in &self.shrunk {
+            window_line(&mut s, w);
+        }
         let lines = self
             .window
             .iter()
@@ -190,22 +222,7 @@ impl Counterexample {
             self.window.len()
         );
         for w in &self.window {
-            let role = match w.role {
-                WindowRole::Required => "",
-                WindowRole::MayNeverHappen => "  [may never have happened]",
-                WindowRole::MayPrecede => "  [may have taken effect before the window]",
-                WindowRole::MayFollow => "  [may take effect after the window]",
-            };
-            let mark = if w.failed { "*" } else { " " };
-            let _ = writeln!(
-                s,
-                "    {mark} p{:<4} {:<24} {:<16} {}  t {}{role}",
-                w.record.process,
-                w.record.op,
-                w.record.outcome_text(),
-                w.record.lines(),
-                time_span(&w.record),
-            );
+            window_line(&mut s, w);
         }
         let shown = self.prefix_tail.len();
         let _ = writeln!(
@@ -230,6 +247,26 @@ impl Counterexample {
         }
         s
     }
+}
+
+/// One op of a window or shrunk set, as a line of text.
+fn window_line(s: &mut String, w: &WindowOp) {
+    let role = match w.role {
+        WindowRole::Required => "",
+        WindowRole::MayNeverHappen => "  [may never have happened]",
+        WindowRole::MayPrecede => "  [may have taken effect before the window]",
+        WindowRole::MayFollow => "  [may take effect after the window]",
+    };
+    let mark = if w.failed { "*" } else { " " };
+    let _ = writeln!(
+        s,
+        "    {mark} p{:<4} {:<24} {:<16} {}  t {}{role}",
+        w.record.process,
+        w.record.op,
+        w.record.outcome_text(),
+        w.record.lines(),
+        time_span(&w.record),
+    );
 }
 
 /// `1.532000-1.671000 ms`-style span in seconds with microsecond precision.
@@ -287,6 +324,17 @@ fn window(ops: &[SearchOp], t1: Option<u64>, t2: u64) -> Window {
 /// Search effort spent on shrinking one counterexample; once spent, further windows count as linearizable.
 struct Effort {
     steps_left: u64,
+    /// Set when a search was cut short (by this effort, the step budget or the deadline): its "can" is a guess.
+    cut: bool,
+}
+
+impl Effort {
+    fn new(steps: u64) -> Effort {
+        Effort {
+            steps_left: steps,
+            cut: false,
+        }
+    }
 }
 
 /// True if the window provably cannot be linearized (an unknown result, or no effort left, counts as "can").
@@ -303,27 +351,138 @@ fn window_fails<M: Model>(
         let specs: Vec<OpSpec> = ops.iter().map(|o| o.spec).collect();
         model.start_states(&specs)
     };
+    if starts.is_empty() {
+        // The model cannot start from an unknown state: nothing is proved.
+        return false;
+    }
     for s in starts {
         let limit = budget
             .steps_max_per_key
             .min(WINDOW_STEPS_MAX)
             .min(effort.steps_left);
         if limit == 0 {
+            effort.cut = true;
             return false;
         }
         let (verdict, stats) = search(
             model,
+            &mut M::Arena::default(),
             ops,
             s,
             &Budget::new(limit, budget.cache_bytes_max_per_key, budget.deadline),
             None,
         );
         effort.steps_left = effort.steps_left.saturating_sub(stats.steps);
-        if !matches!(verdict, Verdict::Illegal { .. }) {
-            return false;
+        match verdict {
+            Verdict::Illegal { .. } => {}
+            Verdict::Unknown(_) => {
+                effort.cut = true;
+                return false;
+            }
+            Verdict::Linearizable => return false,
         }
     }
     true
+}
+
+/// The value an op leaves behind when it takes effect, if it produces one (a write, a cas, an add, an enqueue).
+fn produced(spec: &OpSpec) -> Option<ValueId> {
+    match spec.kind {
+        OpKind::Write | OpKind::Add | OpKind::Enqueue => Some(spec.a),
+        OpKind::Cas => Some(spec.b),
+        _ => None,
+    }
+}
+
+/// The values an op observes (other than null): a read's value, a cas' expected value, a set read's elements, a
+/// dequeued element.
+fn observed(spec: &OpSpec, values: &ValueTable) -> Vec<ValueId> {
+    let v = match spec.kind {
+        OpKind::Read | OpKind::Cas | OpKind::Dequeue => vec![spec.a],
+        OpKind::ReadSet => values.set(spec.a.0).to_vec(),
+        _ => Vec::new(),
+    };
+    v.into_iter().filter(|v| *v != ValueId::NULL).collect()
+}
+
+/// Delta debugging (Zeller's ddmin, complement variant) over the ops of a failing window: drops ops while the
+/// rest still cannot be linearized from the window's start, the failed op always kept. Returns the positions in the
+/// window of the ops kept, in invoke order, and whether the result is 1-minimal (no single op can be dropped).
+///
+/// Every remaining op keeps its interval, so real-time order is unchanged; dropping an op only removes
+/// constraints, so each subset tried is a weaker claim than the window, and one that still fails is a true
+/// counterexample. Bounded by [`SHRINK_STEPS_MAX`] search steps and [`SHRINK_TESTS_MAX`] subsets.
+fn shrink<M: Model>(
+    model: &M,
+    w: &Window,
+    failed: usize,
+    known_start: bool,
+    values: &ValueTable,
+    budget: &Budget,
+) -> (Vec<usize>, bool) {
+    let pinned = w.members.iter().position(|&i| i == failed);
+    // A subset must keep what explains it: an op that observes a value some op of the window writes keeps one of
+    // those writers. Otherwise "read 5" alone would be a counterexample (nothing wrote 5) that says nothing about
+    // the real failure.
+    let written_in_window: std::collections::HashSet<ValueId> =
+        w.ops.iter().filter_map(|o| produced(&o.spec)).collect();
+    let explained = |members: &[usize]| {
+        let written: std::collections::HashSet<ValueId> = members
+            .iter()
+            .filter_map(|&k| produced(&w.ops[k].spec))
+            .collect();
+        members.iter().all(|&k| {
+            observed(&w.ops[k].spec, values)
+                .iter()
+                .all(|v| !written_in_window.contains(v) || written.contains(v))
+        })
+    };
+    let mut current: Vec<usize> = (0..w.members.len())
+        .filter(|&k| Some(k) != pinned)
+        .collect();
+    let mut effort = Effort::new(SHRINK_STEPS_MAX);
+    let mut tests = 0u32;
+    let mut fails = |subset: &[usize], effort: &mut Effort| {
+        tests += 1;
+        if tests > SHRINK_TESTS_MAX {
+            effort.cut = true;
+            return false;
+        }
+        let mut members: Vec<usize> = subset.iter().copied().chain(pinned).collect();
+        members.sort_unstable();
+        if !explained(&members) {
+            return false;
+        }
+        let ops: Vec<SearchOp> = members.iter().map(|&k| w.ops[k]).collect();
+        window_fails(model, &ops, known_start, budget, effort)
+    };
+    let mut n = 2usize;
+    while !current.is_empty() {
+        let chunk = current.len().div_ceil(n.min(current.len()));
+        let mut reduced = false;
+        for start in (0..current.len()).step_by(chunk) {
+            let complement: Vec<usize> = current[..start]
+                .iter()
+                .chain(&current[(start + chunk).min(current.len())..])
+                .copied()
+                .collect();
+            if fails(&complement, &mut effort) {
+                current = complement;
+                n = n.saturating_sub(1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if chunk == 1 {
+                break;
+            }
+            n = (n * 2).min(current.len());
+        }
+    }
+    let mut kept: Vec<usize> = current.into_iter().chain(pinned).collect();
+    kept.sort_unstable();
+    (kept, !effort.cut)
 }
 
 /// Builds the counterexample of a key whose search failed at `frontier`.
@@ -337,7 +496,7 @@ pub(crate) fn build<M: Model>(
     ops: &[SearchOp],
     values: &ValueTable,
     frontier: Frontier,
-    path: Option<Path<M::State>>,
+    path: Option<(Path<M::State>, &M::Arena)>,
     budget: &Budget,
 ) -> Counterexample {
     let failed = frontier.op as usize;
@@ -352,9 +511,7 @@ pub(crate) fn build<M: Model>(
         .collect();
     starts.sort_unstable();
     starts.dedup();
-    let mut effort = Effort {
-        steps_left: MINIMIZE_STEPS_MAX,
-    };
+    let mut effort = Effort::new(MINIMIZE_STEPS_MAX);
     let fails_from = |j: usize, effort: &mut Effort| {
         window_fails(
             model,
@@ -368,7 +525,13 @@ pub(crate) fn build<M: Model>(
     // The latest start whose window still fails. Failure is monotone in the start, so gallop back from the failed
     // op (small windows are cheap to check) until a window fails, then binary search between the last two probes.
     let mut found: Option<usize> = None;
-    let mut passing = starts.len();
+    // Without unknown start states, only windows from the beginning can be proved impossible.
+    let specs: Vec<OpSpec> = ops.iter().map(|o| o.spec).collect();
+    let mut passing = if model.start_states(&specs).is_empty() {
+        0
+    } else {
+        starts.len()
+    };
     let mut step = 1;
     while passing > 0 {
         let j = passing.saturating_sub(step);
@@ -404,26 +567,25 @@ pub(crate) fn build<M: Model>(
             &w.ops,
             true,
             budget,
-            &mut Effort {
-                steps_left: WINDOW_STEPS_MAX,
-            },
+            &mut Effort::new(WINDOW_STEPS_MAX),
         )
     {
         w = window(ops, None, NEVER);
     }
-    let window_ops = w
-        .members
-        .iter()
-        .zip(&w.roles)
-        .map(|(&i, &role)| WindowOp {
+    let window_op = |k: usize| {
+        let i = w.members[k];
+        WindowOp {
             record: OpRecord::new(prepared[i], values),
-            role,
+            role: w.roles[k],
             failed: i == failed,
-        })
-        .collect();
+        }
+    };
+    let (kept, shrunk_minimal) = shrink(model, &w, failed, known_start, values, budget);
+    let shrunk = kept.into_iter().map(window_op).collect();
+    let window_ops = (0..w.members.len()).map(window_op).collect();
 
     let (prefix_len, prefix_tail, prefix_state) = match path {
-        Some(p) => {
+        Some((p, arena)) => {
             let skip = p.steps.len().saturating_sub(PREFIX_SHOWN_MAX);
             let tail = p.steps[skip..]
                 .iter()
@@ -432,15 +594,18 @@ pub(crate) fn build<M: Model>(
                     skipped,
                 })
                 .collect();
-            (p.steps.len(), tail, model.describe(p.state, values))
+            (p.steps.len(), tail, model.describe(arena, p.state, values))
         }
         None => (0, Vec::new(), "(not captured: budget reached)".to_owned()),
     };
     Counterexample {
         key: key.clone(),
         failed_op: OpRecord::new(prepared[failed], values),
+        shrunk,
+        shrunk_minimal,
         window: window_ops,
-        window_start_state: known_start.then(|| model.describe(model.init(), values)),
+        window_start_state: known_start
+            .then(|| model.describe(&M::Arena::default(), model.init(), values)),
         prefix_len,
         prefix_tail,
         prefix_state,
@@ -497,9 +662,7 @@ pub(crate) mod tests {
             op(OpKind::Read, 1, 4, 5),
         ];
         let budget = Budget::default();
-        let effort = &mut Effort {
-            steps_left: u64::MAX,
-        };
+        let effort = &mut Effort::new(u64::MAX);
         assert!(window_fails(
             &CasRegister,
             &window(&ops, Some(2), 5).ops,
@@ -537,9 +700,7 @@ pub(crate) mod tests {
             ops,
             known_start,
             &Budget::default(),
-            &mut Effort {
-                steps_left: u64::MAX,
-            },
+            &mut Effort::new(u64::MAX),
         )
     }
 }

@@ -368,9 +368,11 @@ fn split_key(f: Function, v: &Edn) -> (Option<&Edn>, &Edn) {
     if let Edn::Vector(items) | Edn::List(items) = v {
         if items.len() == 2 {
             let keyed = match f {
-                Function::Read | Function::Write => true,
                 // A plain cas value is `[expected new]` of scalars; a keyed one is `[key [expected new]]`.
                 Function::Cas => matches!(items[1], Edn::Vector(_) | Edn::List(_)),
+                // Mutex ops carry no value worth splitting.
+                Function::Acquire | Function::Release => false,
+                _ => true,
             };
             if keyed {
                 return (Some(&items[0]), &items[1]);
@@ -476,7 +478,11 @@ fn event_of(kv: &[(Edn, Edn)], index_default: u64) -> FieldResult<Event> {
         .ok_or_else(|| {
             (
                 "f",
-                format!("expected :read, :write or :cas, found {}", f_form.short()),
+                format!(
+                    "expected {}, found {}",
+                    crate::history::function_names(),
+                    f_form.short()
+                ),
             )
         })?;
     let (key_form, value) = split_key(function, value_form);
@@ -484,17 +490,36 @@ fn event_of(kv: &[(Edn, Edn)], index_default: u64) -> FieldResult<Event> {
         .map(key_of)
         .transpose()
         .map_err(|m| ("value", format!("independent key: {m}")))?;
+    let completion = kind != EventKind::Invoke;
+    let scalar_value = || scalar(value).map_err(|m| ("value", m));
     let op = match function {
-        Function::Read => {
+        Function::Read => match value {
             // Jepsen read invokes sometimes carry a stale value; a read's invoke value has no meaning.
-            let v = if kind == EventKind::Invoke {
-                Value::Null
-            } else {
-                scalar(value).map_err(|m| ("value", m))?
-            };
-            Operation::Read(v)
+            _ if !completion => Operation::Read(Value::Null),
+            Edn::Set(items) | Edn::Vector(items) | Edn::List(items) => Operation::ReadSet(
+                items
+                    .iter()
+                    .map(scalar)
+                    .collect::<Result<_, _>>()
+                    .map_err(|m| ("value", m))?,
+            ),
+            _ => Operation::Read(scalar_value()?),
+        },
+        // A completion without its value (nil, or a keyword such as `:timed-out` where Jepsen's text logs put the
+        // reason of an info): the values come from the invoke.
+        Function::Write | Function::Cas | Function::Add | Function::Enqueue
+            if completion
+                && kind != EventKind::Ok
+                && matches!(value, Edn::Nil | Edn::Keyword(_)) =>
+        {
+            Operation::NoValue(function)
         }
-        Function::Write => Operation::Write(scalar(value).map_err(|m| ("value", m))?),
+        Function::Write | Function::Cas | Function::Add | Function::Enqueue
+            if completion && *value == Edn::Nil =>
+        {
+            Operation::NoValue(function)
+        }
+        Function::Write => Operation::Write(scalar_value()?),
         Function::Cas => match value {
             Edn::Vector(items) | Edn::List(items) if items.len() == 2 => Operation::Cas {
                 expected: scalar(&items[0]).map_err(|m| ("value", m))?,
@@ -507,6 +532,12 @@ fn event_of(kv: &[(Edn, Edn)], index_default: u64) -> FieldResult<Event> {
                 ))
             }
         },
+        Function::Add => Operation::Add(scalar_value()?),
+        Function::Enqueue => Operation::Enqueue(scalar_value()?),
+        Function::Dequeue if completion => Operation::Dequeue(scalar_value()?),
+        Function::Dequeue => Operation::Dequeue(Value::Null),
+        Function::Acquire => Operation::Acquire,
+        Function::Release => Operation::Release,
     };
     let mut e = OpEvent::new(index, time_ns, process, kind, key, op);
     // Jepsen marks a cas that found another value in many ways; `:mismatch` is the one this import recognises.
@@ -636,6 +667,106 @@ impl EdnReader {
     }
 }
 
+/// The `format` of the header synthesised for an imported Jepsen text log.
+pub const FORMAT_JEPSEN_LOG: &str = "jepsen-log";
+
+/// Reads a Jepsen text log: one op per line, `process<TAB>type<TAB>f<TAB>value[<TAB>error]`, types and functions
+/// as keywords and the value in EDN, optionally after a log prefix ending in `jepsen.util - `. That is what
+/// `jepsen.util/log-op` prints (Porcupine's test histories are such logs) and the shape of the `history.txt` that
+/// Jepsen and Maelstrom store next to `history.edn`. Lines that are not ops (other log lines) are skipped and
+/// counted in a notice. Ops get their line order as `index` and no time.
+pub fn read_jepsen_log<R: Read>(reader: R, source_name: &str) -> Result<History, ParseError> {
+    let mut text = Vec::new();
+    reader
+        .take(EDN_BYTES_MAX + 1)
+        .read_to_end(&mut text)
+        .map_err(|e| ParseError::new(source_name, 0, None, format!("read error: {e}")))?;
+    if text.len() as u64 > EDN_BYTES_MAX {
+        return Err(ParseError::new(
+            source_name,
+            0,
+            None,
+            format!("larger than {EDN_BYTES_MAX} bytes"),
+        ));
+    }
+    let text = String::from_utf8_lossy(&text);
+    let mut events = Vec::new();
+    let mut lines = Vec::new();
+    let mut skipped = 0u64;
+    for (i, raw) in text.lines().enumerate() {
+        let line = i as u64 + 1;
+        let body = match raw.find("jepsen.util - ") {
+            Some(at) => &raw[at + "jepsen.util - ".len()..],
+            None => raw,
+        };
+        let fields: Vec<&str> = if body.contains('\t') {
+            body.split('\t').map(str::trim).collect()
+        } else {
+            // Separated by spaces: process, type and f are single tokens, the value is the rest.
+            let mut it = body.trim().splitn(4, char::is_whitespace);
+            it.by_ref().take(4).collect()
+        };
+        let is_op = fields.len() >= 3
+            && matches!(
+                fields[1],
+                ":invoke" | ":ok" | ":fail" | ":info" | "invoke" | "ok" | "fail" | "info"
+            );
+        if !is_op {
+            if !raw.trim().is_empty() {
+                skipped += 1;
+            }
+            continue;
+        }
+        let parse = |src: &str| -> Result<Edn, ParseError> {
+            if src.is_empty() {
+                return Ok(Edn::Nil);
+            }
+            let mut p = Parser {
+                src: src.as_bytes(),
+                pos: 0,
+                line,
+            };
+            p.parse(1)
+                .map_err(|m| ParseError::new(source_name, line, None, m))
+        };
+        let keyword = |s: &str| Edn::Keyword(s.trim_start_matches(':').to_owned());
+        let mut kv = vec![
+            (keyword("process"), parse(fields[0])?),
+            (keyword("type"), keyword(fields[1])),
+            (keyword("f"), keyword(fields[2])),
+            (
+                keyword("value"),
+                parse(fields.get(3).copied().unwrap_or(""))?,
+            ),
+            (keyword("index"), Edn::Int(events.len() as i64)),
+        ];
+        if let Some(error) = fields.get(4).filter(|e| !e.is_empty()) {
+            kv.push((keyword("error"), parse(error)?));
+        }
+        let event = event_of(&kv, events.len() as u64)
+            .map_err(|(field, m)| ParseError::new(source_name, line, Some(field), m))?;
+        events.push(event);
+        lines.push(line);
+    }
+    let mut notices = Vec::new();
+    if skipped > 0 {
+        notices.push(format!(
+            "{source_name}: {skipped} line(s) that are not ops (process, type, f, value) were skipped"
+        ));
+    }
+    Ok(History {
+        header: Header {
+            schema_version: SCHEMA_VERSION,
+            format: FORMAT_JEPSEN_LOG.to_owned(),
+            meta: serde_json::Value::Null,
+        },
+        events,
+        lines,
+        source_name: source_name.to_owned(),
+        notices,
+    })
+}
+
 impl History {
     /// Reads a whole Jepsen `history.edn`.
     pub fn read_edn<R: Read>(reader: R, source_name: &str) -> Result<History, ParseError> {
@@ -651,6 +782,7 @@ impl History {
             events,
             lines,
             source_name: source_name.to_owned(),
+            notices: Vec::new(),
         })
     }
 }
@@ -716,6 +848,26 @@ mod tests {
             op(&h.events[3]).op,
             Operation::Write(Value::Str("x".into()))
         );
+    }
+
+    #[test]
+    fn reads_jepsen_text_logs() {
+        let log = "INFO  jepsen.util - 4\t:invoke\t:read\tnil\n\
+                   INFO  jepsen.util - 4\t:ok\t:read\tnil\n\
+                   INFO  jepsen.core - Worker 3 starting\n\
+                   INFO  jepsen.util - 2\t:invoke\t:cas\t[2 4]\n\
+                   INFO  jepsen.util - 2\t:info\t:cas\t:timed-out\n\
+                   3 :invoke :write 7\n\
+                   3\t:fail\t:write\t7\t:no-leader\n";
+        let h = read_jepsen_log(log.as_bytes(), "etcd.log").unwrap();
+        assert_eq!(h.events.len(), 6);
+        assert_eq!(h.lines, vec![1, 2, 4, 5, 6, 7]);
+        assert_eq!(op(&h.events[3]).op, Operation::NoValue(Function::Cas));
+        assert_eq!(op(&h.events[4]).op, Operation::Write(Value::Int(7)));
+        assert_eq!(op(&h.events[5]).error.as_deref(), Some("no-leader"));
+        assert_eq!(h.notices.len(), 1, "{:?}", h.notices);
+        let err = read_jepsen_log("1\t:invoke\t:cas\t3\n".as_bytes(), "x.log").unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (1, Some("value")));
     }
 
     #[test]

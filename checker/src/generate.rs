@@ -127,6 +127,7 @@ impl Sim {
                     Err(())
                 }
             }
+            other => unreachable!("the register simulation makes no {other:?}"),
         }
     }
 }

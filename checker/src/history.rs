@@ -207,35 +207,58 @@ impl EventKind {
     }
 }
 
-/// The `f` of a client op.
+/// The `f` of a client op. Which functions a history may use depends on the model it is checked against.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Function {
-    /// Read the register.
+    /// Read the register (or, for the set model, the whole set).
     Read,
     /// Overwrite the register.
     Write,
     /// Compare-and-set.
     Cas,
+    /// Add an element to a set.
+    Add,
+    /// Acquire a mutex.
+    Acquire,
+    /// Release a mutex.
+    Release,
+    /// Put an element into a queue.
+    Enqueue,
+    /// Take an element out of a queue.
+    Dequeue,
 }
 
 impl Function {
+    /// Every function, in the order of the documentation.
+    pub const ALL: [Function; 8] = [
+        Function::Read,
+        Function::Write,
+        Function::Cas,
+        Function::Add,
+        Function::Acquire,
+        Function::Release,
+        Function::Enqueue,
+        Function::Dequeue,
+    ];
+
     /// The name used in the file.
     pub fn as_str(self) -> &'static str {
         match self {
             Function::Read => "read",
             Function::Write => "write",
             Function::Cas => "cas",
+            Function::Add => "add",
+            Function::Acquire => "acquire",
+            Function::Release => "release",
+            Function::Enqueue => "enqueue",
+            Function::Dequeue => "dequeue",
         }
     }
 
     /// Parses the name used in the file.
     pub fn parse(s: &str) -> Option<Function> {
-        Some(match s {
-            "read" => Function::Read,
-            "write" => Function::Write,
-            "cas" => Function::Cas,
-            _ => return None,
-        })
+        Function::ALL.into_iter().find(|f| f.as_str() == s)
     }
 }
 
@@ -254,15 +277,36 @@ pub enum Operation {
         /// The value it then holds.
         new: Value,
     },
+    /// A read of a whole set: the elements read, written as a JSON array (order does not matter).
+    ReadSet(Vec<Value>),
+    /// Adds an element to a set.
+    Add(Value),
+    /// Acquires a mutex.
+    Acquire,
+    /// Releases a mutex.
+    Release,
+    /// Puts an element into a queue.
+    Enqueue(Value),
+    /// Takes an element out of a queue: `Null` on invoke; on ok the element taken, `Null` for an empty queue.
+    Dequeue(Value),
+    /// The completion of a write, cas, add or enqueue that carries no `value`: the checker takes an op's values
+    /// from its invoke, so tools that leave them out of `fail` and `info` lines are understood.
+    NoValue(Function),
 }
 
 impl Operation {
     /// The op's `f`.
     pub fn function(&self) -> Function {
         match self {
-            Operation::Read(_) => Function::Read,
+            Operation::Read(_) | Operation::ReadSet(_) => Function::Read,
             Operation::Write(_) => Function::Write,
             Operation::Cas { .. } => Function::Cas,
+            Operation::Add(_) => Function::Add,
+            Operation::Acquire => Function::Acquire,
+            Operation::Release => Function::Release,
+            Operation::Enqueue(_) => Function::Enqueue,
+            Operation::Dequeue(_) => Function::Dequeue,
+            Operation::NoValue(f) => *f,
         }
     }
 }
@@ -320,7 +364,7 @@ impl OpEvent {
     /// True for a failed cas that observed a value different from `expected`.
     pub fn is_mismatch(&self) -> bool {
         self.kind == EventKind::Fail
-            && matches!(self.op, Operation::Cas { .. })
+            && self.op.function() == Function::Cas
             && self.error.as_deref() == Some(ERROR_MISMATCH)
     }
 }
@@ -412,6 +456,7 @@ impl From<NoteEvent> for Event {
 enum ValueOut<'a> {
     Scalar(&'a Value),
     Pair([&'a Value; 2]),
+    Many(&'a [Value]),
     Json(&'a serde_json::Value),
 }
 
@@ -432,7 +477,8 @@ struct EventOut<'a> {
     f: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     key: Option<&'a Key>,
-    value: ValueOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    value: Option<ValueOut<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a str>,
 }
@@ -448,8 +494,15 @@ impl Serialize for Event {
                 f: e.op.function().as_str(),
                 key: e.key.as_ref(),
                 value: match &e.op {
-                    Operation::Read(v) | Operation::Write(v) => ValueOut::Scalar(v),
-                    Operation::Cas { expected, new } => ValueOut::Pair([expected, new]),
+                    Operation::Read(v)
+                    | Operation::Write(v)
+                    | Operation::Add(v)
+                    | Operation::Enqueue(v)
+                    | Operation::Dequeue(v) => Some(ValueOut::Scalar(v)),
+                    Operation::Cas { expected, new } => Some(ValueOut::Pair([expected, new])),
+                    Operation::ReadSet(vs) => Some(ValueOut::Many(vs)),
+                    Operation::Acquire | Operation::Release => Some(ValueOut::Scalar(&Value::Null)),
+                    Operation::NoValue(_) => None,
                 },
                 error: e.error.as_deref(),
             },
@@ -460,7 +513,7 @@ impl Serialize for Event {
                 kind: e.kind,
                 f: &e.f,
                 key: None,
-                value: ValueOut::Json(&e.value),
+                value: Some(ValueOut::Json(&e.value)),
                 error: e.error.as_deref(),
             },
         };
@@ -607,7 +660,7 @@ impl EventIn<'_> {
         let function = Function::parse(&f_text).ok_or_else(|| {
             field_err(
                 "f",
-                format!("expected read, write or cas, found {f_text:?}"),
+                format!("expected {}, found {f_text:?}", function_names()),
             )
         })?;
         let key = match self.key {
@@ -616,28 +669,7 @@ impl EventIn<'_> {
             }
             _ => None,
         };
-        let scalar = |raw: Option<&RawValue>| -> Result<Value, FieldError> {
-            match raw {
-                Some(raw) => decode("value", raw, "an integer, a string or null"),
-                None => Ok(Value::Null),
-            }
-        };
-        let op = match function {
-            Function::Read => {
-                let v = scalar(self.value)?;
-                if kind == EventKind::Invoke && v != Value::Null {
-                    return Err(field_err("value", "a read's invoke must have a null value"));
-                }
-                Operation::Read(v)
-            }
-            Function::Write => Operation::Write(scalar(self.value)?),
-            Function::Cas => {
-                let raw = required("value", self.value)?;
-                let (expected, new): (Value, Value) =
-                    decode("value", raw, "[expected, new] for a cas")?;
-                Operation::Cas { expected, new }
-            }
-        };
+        let op = decode_op(function, kind, self.value)?;
         Ok(Event::Op(OpEvent {
             index,
             time_ns,
@@ -648,6 +680,79 @@ impl EventIn<'_> {
             error,
         }))
     }
+}
+
+/// `read, write, cas, ...` for error messages.
+pub(crate) fn function_names() -> String {
+    let names: Vec<&str> = Function::ALL.iter().map(|f| f.as_str()).collect();
+    format!("one of {}", names.join(", "))
+}
+
+/// Decodes the `value` of a client op by its function (see the value table in `HISTORY-FORMAT.md`).
+fn decode_op(
+    function: Function,
+    kind: EventKind,
+    raw: Option<&RawValue>,
+) -> Result<Operation, FieldError> {
+    let present = raw.filter(|r| r.get() != "null");
+    let scalar = |raw: Option<&RawValue>| -> Result<Value, FieldError> {
+        match raw {
+            Some(raw) => decode("value", raw, "an integer, a string or null"),
+            None => Ok(Value::Null),
+        }
+    };
+    let completion = kind != EventKind::Invoke;
+    Ok(match function {
+        Function::Read => {
+            let text = raw.map(|r| r.get().trim_start()).unwrap_or("");
+            if text.starts_with('[') {
+                let items: Vec<Value> = decode(
+                    "value",
+                    raw.expect("present"),
+                    "an array of integers, strings or nulls (a set read)",
+                )?;
+                if !completion {
+                    return Err(field_err("value", "a read's invoke must have a null value"));
+                }
+                Operation::ReadSet(items)
+            } else {
+                let v = scalar(raw)?;
+                if !completion && v != Value::Null {
+                    return Err(field_err("value", "a read's invoke must have a null value"));
+                }
+                Operation::Read(v)
+            }
+        }
+        Function::Write if completion && raw.is_none() => Operation::NoValue(function),
+        Function::Write => Operation::Write(scalar(raw)?),
+        Function::Cas => match present {
+            None if completion => Operation::NoValue(function),
+            None => return Err(field_err("value", "missing")),
+            Some(raw) => {
+                let (expected, new): (Value, Value) =
+                    decode("value", raw, "[expected, new] for a cas")?;
+                Operation::Cas { expected, new }
+            }
+        },
+        Function::Add | Function::Enqueue if completion && present.is_none() => {
+            Operation::NoValue(function)
+        }
+        Function::Add => Operation::Add(scalar(raw)?),
+        Function::Enqueue => Operation::Enqueue(scalar(raw)?),
+        Function::Dequeue => {
+            let v = scalar(raw)?;
+            if !completion && v != Value::Null {
+                return Err(field_err(
+                    "value",
+                    "a dequeue's invoke must have a null value",
+                ));
+            }
+            Operation::Dequeue(v)
+        }
+        // A mutex op's value means nothing; it is not decoded.
+        Function::Acquire => Operation::Acquire,
+        Function::Release => Operation::Release,
+    })
 }
 
 impl Event {
@@ -814,6 +919,9 @@ pub struct JsonlReader<R: BufRead> {
     header: Header,
     buf: Vec<u8>,
     index_last: Option<u64>,
+    /// A file without a header: the first line, already in `buf`, is an event still to be returned.
+    first_is_event: bool,
+    notices: Vec<String>,
 }
 
 /// Reads one line of at most [`LINE_BYTES_MAX`] bytes into `buf` (without the newline). Returns false at the end.
@@ -875,14 +983,35 @@ impl<R: BufRead> JsonlReader<R> {
         }
         let header = parse_header(&buf)
             .map_err(|(field, msg)| ParseError::new(source_name, line, field, msg))?;
+        let mut notices = Vec::new();
+        let first_is_event = header.is_none();
+        if first_is_event {
+            notices.push(headerless_notice(source_name, line));
+            // The line is read again as an event.
+            line -= 1;
+        }
         Ok(JsonlReader {
             reader,
             source_name: source_name.to_owned(),
             line,
-            header,
+            header: header.unwrap_or_default(),
             buf,
             index_last: None,
+            first_is_event,
+            notices,
         })
+    }
+
+    /// One-line notices about the file that are not errors (e.g. a missing header line).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
+    }
+
+    /// The rest of the input after the header: the reader, the line number read last, and the first event line
+    /// of a file without a header (already read).
+    pub(crate) fn into_rest(self) -> (R, u64, Option<Vec<u8>>) {
+        let first = self.first_is_event.then_some(self.buf);
+        (self.reader, self.line, first)
     }
 
     /// The header line.
@@ -899,13 +1028,19 @@ impl<R: BufRead> JsonlReader<R> {
     pub fn next_event(&mut self) -> Result<Option<(u64, Event)>, ParseError> {
         loop {
             self.line += 1;
-            match read_line_bounded(&mut self.reader, &mut self.buf) {
-                Err(e) => return Err(self.error(None, format!("read error: {e}"))),
-                Ok(Err(())) => {
-                    return Err(self.error(None, format!("line longer than {LINE_BYTES_MAX} bytes")))
+            if std::mem::take(&mut self.first_is_event) {
+                // The first line of a headerless file, already read.
+            } else {
+                match read_line_bounded(&mut self.reader, &mut self.buf) {
+                    Err(e) => return Err(self.error(None, format!("read error: {e}"))),
+                    Ok(Err(())) => {
+                        return Err(
+                            self.error(None, format!("line longer than {LINE_BYTES_MAX} bytes"))
+                        )
+                    }
+                    Ok(Ok(false)) => return Ok(None),
+                    Ok(Ok(true)) => {}
                 }
-                Ok(Ok(false)) => return Ok(None),
-                Ok(Ok(true)) => {}
             }
             if self.buf.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -939,7 +1074,16 @@ impl<R: BufRead> JsonlReader<R> {
     }
 }
 
-fn parse_header(line: &[u8]) -> Result<Header, (Option<&'static str>, String)> {
+/// The notice given for a file whose first line is an event rather than a header.
+pub(crate) fn headerless_notice(source_name: &str, line: u64) -> String {
+    format!(
+        "{source_name}:{line}: no header line; read as a schema {SCHEMA_VERSION} history (add {{\"schema_version\":{SCHEMA_VERSION}}} as the first line to silence this)"
+    )
+}
+
+/// Decodes the first line: `Ok(Some(header))`, or `Ok(None)` when the line is an event (a file without a header,
+/// read as schema 1), or the field at fault.
+pub(crate) fn parse_header(line: &[u8]) -> Result<Option<Header>, (Option<&'static str>, String)> {
     let v: serde_json::Value = serde_json::from_slice(line).map_err(|e| {
         (
             None,
@@ -951,6 +1095,8 @@ fn parse_header(line: &[u8]) -> Result<Header, (Option<&'static str>, String)> {
         "the first line must be a header object with `schema_version`".to_owned(),
     ))?;
     let version = match obj.get("schema_version") {
+        // An event line (it names its type or function): a history converted by hand without a header.
+        None if obj.contains_key("type") || obj.contains_key("f") => return Ok(None),
         None => {
             return Err((
                 Some("schema_version"),
@@ -972,11 +1118,11 @@ fn parse_header(line: &[u8]) -> Result<Header, (Option<&'static str>, String)> {
         Some(other) => return Err((Some("format"), format!("expected a string, found {other}"))),
     };
     let meta = obj.get("meta").cloned().unwrap_or(serde_json::Value::Null);
-    Ok(Header {
+    Ok(Some(Header {
         schema_version: SCHEMA_VERSION,
         format,
         meta,
-    })
+    }))
 }
 
 /// A whole history in memory: the header, the events and the line each event came from.
@@ -991,6 +1137,8 @@ pub struct History {
     pub lines: Vec<u64>,
     /// The file (or other source) name, used in error messages.
     pub source_name: String,
+    /// One-line notices about the source that are not errors (e.g. a missing header line).
+    pub notices: Vec<String>,
 }
 
 impl History {
@@ -1002,6 +1150,7 @@ impl History {
             events,
             lines,
             source_name: source_name.to_owned(),
+            notices: Vec::new(),
         }
     }
 
@@ -1019,6 +1168,7 @@ impl History {
             events,
             lines,
             source_name: source_name.to_owned(),
+            notices: r.notices,
         })
     }
 
@@ -1204,9 +1354,22 @@ mod tests {
     }
 
     #[test]
-    fn header_is_required_and_versioned() {
-        let err =
-            read(r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"read"}"#).unwrap_err();
+    fn header_is_versioned_and_a_headerless_file_is_schema_1_with_a_notice() {
+        let h = read(&format!(
+            "\n{}\n{}\n",
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"read"}"#,
+            r#"{"index":1,"time":2,"process":1,"type":"ok","f":"read","value":null}"#
+        ))
+        .unwrap();
+        assert_eq!(h.header, Header::default());
+        assert_eq!(h.lines, vec![2, 3]);
+        assert_eq!(h.notices.len(), 1, "{:?}", h.notices);
+        assert!(
+            h.notices[0].starts_with("h.jsonl:2: no header line; read as a schema 1 history"),
+            "{:?}",
+            h.notices
+        );
+        let err = read(r#"{"seed":1}"#).unwrap_err();
         assert_eq!(
             (err.line, err.field.as_deref()),
             (1, Some("schema_version"))
@@ -1215,6 +1378,44 @@ mod tests {
         assert!(err.message.contains("unsupported version 2"), "{err}");
         let err = read("").unwrap_err();
         assert_eq!(err.line, 1);
+    }
+
+    #[test]
+    fn completions_of_writes_and_cas_may_leave_out_the_value() {
+        let h = read(&format!(
+            "{HEADER}{}\n{}\n{}\n{}\n{}\n",
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"cas","value":[1,2]}"#,
+            r#"{"index":1,"time":2,"process":1,"type":"info","f":"cas"}"#,
+            r#"{"index":2,"time":3,"process":1,"type":"fail","f":"cas","value":null,"error":"mismatch"}"#,
+            r#"{"index":3,"time":4,"process":1,"type":"fail","f":"write"}"#,
+            r#"{"index":4,"time":5,"process":1,"type":"ok","f":"read","value":[1,"a"]}"#
+        ))
+        .unwrap();
+        let ops: Vec<&Operation> = h
+            .events
+            .iter()
+            .map(|e| match e {
+                Event::Op(o) => &o.op,
+                Event::Note(_) => panic!("no notes here"),
+            })
+            .collect();
+        assert_eq!(ops[1], &Operation::NoValue(Function::Cas));
+        assert_eq!(ops[2], &Operation::NoValue(Function::Cas));
+        assert_eq!(ops[3], &Operation::NoValue(Function::Write));
+        assert_eq!(
+            ops[4],
+            &Operation::ReadSet(vec![Value::Int(1), Value::Str("a".into())])
+        );
+        // An invoke still needs its values.
+        let err = read(&format!(
+            "{HEADER}{}\n",
+            r#"{"index":0,"time":1,"process":1,"type":"invoke","f":"cas"}"#
+        ))
+        .unwrap_err();
+        assert_eq!((err.line, err.field.as_deref()), (2, Some("value")));
+        // And the writer leaves the value out again.
+        let back = History::read_jsonl(&h.write_jsonl(Vec::new()).unwrap()[..], "h.jsonl").unwrap();
+        assert_eq!(back.events, h.events);
     }
 
     #[test]

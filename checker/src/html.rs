@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::check::CheckReport;
-use crate::counterexample::{time_span, Counterexample, WindowRole};
-use crate::prepare::Outcome;
+use crate::counterexample::{time_span, Counterexample, WindowOp, WindowRole};
+use crate::prepare::{FaultWindow, Outcome};
 
 /// Escapes text for HTML content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -44,7 +44,7 @@ pub fn render_html(report: &CheckReport) -> String {
     let class = match report.verdict {
         crate::check::Verdict::Linearizable => "verdict-ok",
         crate::check::Verdict::NotLinearizable => "verdict-bad",
-        crate::check::Verdict::Unknown => "verdict-unknown",
+        crate::check::Verdict::Unknown | crate::check::Verdict::Empty => "verdict-unknown",
     };
     let _ = write!(
         s,
@@ -73,13 +73,13 @@ pub fn render_html(report: &CheckReport) -> String {
         );
     }
     for c in report.counterexamples() {
-        render_counterexample(&mut s, c);
+        render_counterexample(&mut s, c, &report.faults, report.stats.time_ns_max);
     }
     s.push_str("</body></html>\n");
     s
 }
 
-fn render_counterexample(s: &mut String, c: &Counterexample) {
+fn render_counterexample(s: &mut String, c: &Counterexample, faults: &[FaultWindow], end_ns: u64) {
     let key = c
         .key
         .as_ref()
@@ -101,11 +101,30 @@ fn render_counterexample(s: &mut String, c: &Counterexample) {
     };
     let _ = writeln!(
         s,
+        "<p>{} counterexample ({}): these {} ops alone cannot be linearized{}. Each keeps its own interval, so \
+         their real-time order is the history's.{}</p>",
+        if c.shrunk_minimal { "Minimal" } else { "Shrunk" },
+        escape(&start),
+        c.shrunk.len(),
+        if c.shrunk_minimal {
+            "; without any one of them the rest can"
+        } else {
+            " (the shrink budget ran out: perhaps not minimal)"
+        },
+        if faults.is_empty() {
+            ""
+        } else {
+            " Shaded: the faults of the run in force at the time."
+        }
+    );
+    render_timeline(s, &c.shrunk, faults, end_ns);
+    let _ = writeln!(
+        s,
         "<p>The smallest window that cannot be linearized ({}) has {} ops:</p>",
         escape(&start),
         c.window.len()
     );
-    render_timeline(s, c);
+    render_timeline(s, &c.window, faults, end_ns);
     s.push_str("<table><tr><th></th><th>process</th><th>op</th><th>outcome</th><th>lines</th><th>time</th><th>role</th></tr>\n");
     for w in &c.window {
         let role = match w.role {
@@ -166,14 +185,18 @@ fn outcome_text(o: Outcome) -> &'static str {
     }
 }
 
-fn render_timeline(s: &mut String, c: &Counterexample) {
+/// Fault windows drawn per timeline at most; the report lists them all.
+const FAULTS_DRAWN_MAX: usize = 50;
+
+/// Ops as bars on a time axis, one lane per process, with the fault windows that overlap it shaded behind.
+fn render_timeline(s: &mut String, ops: &[WindowOp], faults: &[FaultWindow], end_ns: u64) {
     const WIDTH: f64 = 960.0;
     const LEFT: f64 = 70.0;
     const RIGHT: f64 = 30.0;
     const ROW: f64 = 34.0;
     const TOP: f64 = 28.0;
     let mut rows: BTreeMap<u64, usize> = BTreeMap::new();
-    for w in &c.window {
+    for w in ops {
         rows.insert(w.record.process, 0);
     }
     for (i, v) in rows.values_mut().enumerate() {
@@ -184,14 +207,12 @@ fn render_timeline(s: &mut String, c: &Counterexample) {
             (Outcome::Ok | Outcome::Mismatch, Some(t)) => Some(t),
             _ => None,
         };
-    let t0 = c
-        .window
+    let t0 = ops
         .iter()
         .map(|w| w.record.invoke_time_ns)
         .min()
         .unwrap_or(0);
-    let t1 = c
-        .window
+    let t1 = ops
         .iter()
         .map(|w| {
             definite_end(w)
@@ -204,7 +225,7 @@ fn render_timeline(s: &mut String, c: &Counterexample) {
     let span = (t1 - t0) as f64;
     let plot = WIDTH - LEFT - RIGHT;
     let x = |t: u64| LEFT + (t.saturating_sub(t0)) as f64 / span * plot;
-    let height = TOP + ROW * rows.len() as f64 + 10.0;
+    let height = TOP + ROW * rows.len() as f64 + 14.0;
     let _ = writeln!(
         s,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{WIDTH}\" height=\"{height}\" font-size=\"11\" font-family=\"ui-monospace,monospace\">"
@@ -225,6 +246,37 @@ fn render_timeline(s: &mut String, c: &Counterexample) {
             (t - t0) as f64 / per_ns
         );
     }
+    // Faults first, so that the ops are drawn over them.
+    let overlapping = faults
+        .iter()
+        .filter(|f| f.start_ns <= t1 && f.end_ns.unwrap_or(end_ns.max(t1)) >= t0)
+        .take(FAULTS_DRAWN_MAX);
+    for (i, f) in overlapping.enumerate() {
+        let end = f.end_ns.unwrap_or(end_ns.max(t1));
+        let xa = x(f.start_ns.max(t0));
+        let xb = if end > t1 { WIDTH - 8.0 } else { x(end) };
+        let band = 12.0 * (i % 2) as f64;
+        let title = format!(
+            "{} from {:.6} s to {} (line {})",
+            f.kind,
+            f.start_ns as f64 / 1e9,
+            f.end_ns
+                .map(|e| format!("{:.6} s", e as f64 / 1e9))
+                .unwrap_or_else(|| "the end".into()),
+            f.line
+        );
+        let _ = writeln!(
+            s,
+            "<g class=\"fault\"><title>{}</title><rect x=\"{xa:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#f3d9a4\" fill-opacity=\"0.45\"/><text x=\"{:.1}\" y=\"{:.1}\" fill=\"#8a5a00\">{}</text></g>",
+            escape(&title),
+            TOP - 4.0,
+            (xb - xa).max(2.0),
+            ROW * rows.len() as f64 + 4.0,
+            xa + 3.0,
+            TOP + ROW * rows.len() as f64 + 8.0 - band,
+            escape(&f.kind)
+        );
+    }
     for (p, row) in &rows {
         let y = TOP + ROW * *row as f64;
         let _ = writeln!(
@@ -233,7 +285,7 @@ fn render_timeline(s: &mut String, c: &Counterexample) {
             y + ROW / 2.0 + 4.0
         );
     }
-    for w in &c.window {
+    for w in ops {
         let row = rows[&w.record.process];
         let y = TOP + ROW * row as f64 + 5.0;
         let xa = x(w.record.invoke_time_ns);
@@ -272,6 +324,50 @@ fn render_timeline(s: &mut String, c: &Counterexample) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{check_jsonl, CheckOptions};
+
+    #[test]
+    fn the_shrunk_ops_are_drawn_with_the_faults_of_the_run() {
+        let lines = [
+            r#"{"schema_version":1}"#,
+            r#"{"index":0,"time":1000,"process":0,"type":"invoke","f":"write","value":1}"#,
+            r#"{"index":1,"time":2000,"process":0,"type":"ok","f":"write","value":1}"#,
+            r#"{"index":2,"time":2500,"process":"nemesis","type":"invoke","f":"start-partition","value":{"id":7,"kind":"partition"}}"#,
+            r#"{"index":3,"time":3000,"process":1,"type":"invoke","f":"write","value":2}"#,
+            r#"{"index":4,"time":4000,"process":1,"type":"ok","f":"write","value":2}"#,
+            r#"{"index":5,"time":5000,"process":2,"type":"invoke","f":"read"}"#,
+            r#"{"index":6,"time":6000,"process":2,"type":"ok","f":"read","value":1}"#,
+            r#"{"index":7,"time":6500,"process":"nemesis","type":"ok","f":"end-partition","value":{"id":7}}"#,
+            r#"{"index":8,"time":7000,"process":"nemesis","type":"invoke","f":"start-kill","value":{"id":8}}"#,
+            r#"{"index":9,"time":8000,"process":"nemesis","type":"info","f":"heal","value":{}}"#,
+        ];
+        let report = check_jsonl(
+            lines.join("\n").as_bytes(),
+            "h.jsonl",
+            &CheckOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(report.faults.len(), 2);
+        assert_eq!(
+            (
+                report.faults[0].kind.as_str(),
+                report.faults[0].start_ns,
+                report.faults[0].end_ns
+            ),
+            ("partition", 2500, Some(6500))
+        );
+        assert_eq!(
+            report.faults[1].end_ns,
+            Some(8000),
+            "a heal ends every fault"
+        );
+        let html = render_html(&report);
+        assert!(html.contains("Minimal counterexample"), "{html}");
+        // Two timelines (shrunk ops, window), each shading the partition; the kill starts after the ops.
+        assert_eq!(html.matches("<svg").count(), 2);
+        assert_eq!(html.matches("<g class=\"fault\">").count(), 2, "{html}");
+        assert!(html.contains(">partition</text>"));
+    }
 
     #[test]
     fn escapes_markup() {

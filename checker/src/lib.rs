@@ -22,8 +22,10 @@
 //! print!("{}", counterexample.to_text());
 //! ```
 //!
-//! Modules: [`history`] (the JSON Lines format, reader and writer), [`edn`] (Jepsen import), [`model`],
-//! [`search`] (the search and its budget), [`counterexample`], [`html`], [`generate`] (simulated histories).
+//! Modules: [`history`] (the JSON Lines format, reader and writer; a parallel reader serves [`check_jsonl`]),
+//! [`edn`] (Jepsen EDN and text-log import), [`model`] (register, cas-register, set, mutex, unordered and FIFO
+//! queues), [`search`] (the search and its budget), [`counterexample`] (windows and shrinking), [`html`],
+//! [`generate`] (simulated histories).
 
 pub mod check;
 pub mod counterexample;
@@ -36,6 +38,7 @@ pub mod model;
 #[cfg(test)]
 mod oracle_tests;
 mod prepare;
+mod scan;
 pub mod search;
 
 pub use check::{
@@ -45,5 +48,5 @@ pub use check::{
 pub use counterexample::{Counterexample, OpRecord, PrefixStep, WindowOp, WindowRole};
 pub use html::render_html;
 pub use model::ModelKind;
-pub use prepare::{HistoryStats, Outcome};
+pub use prepare::{FaultWindow, HistoryStats, Outcome};
 pub use search::{Budget, UnknownReason};

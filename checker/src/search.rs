@@ -378,9 +378,8 @@ struct Pool {
     mismatch_left: Vec<u32>,
     /// Per value: the pooled ops writing it.
     writers_of: Vec<Vec<u32>>,
-    /// The pooled ops, in invoke order, and the pooled cas ops among them.
+    /// The pooled ops, in invoke order (by `call`).
     pooled: Vec<u32>,
-    pooled_cas: Vec<u32>,
     /// Per op: placed (linearized) already.
     placed: Vec<bool>,
     /// Bumped whenever the configuration changes; the candidates are valid for one generation.
@@ -410,7 +409,7 @@ impl Pool {
             let (obs, mm) = match op.spec.kind {
                 OpKind::Read | OpKind::Cas => (id(op.spec.a), Self::NONE),
                 OpKind::CasMismatch => (Self::NONE, id(op.spec.a)),
-                OpKind::Write => (Self::NONE, Self::NONE),
+                _ => (Self::NONE, Self::NONE),
             };
             observes.push(obs);
             mismatch_of.push(mm);
@@ -426,7 +425,6 @@ impl Pool {
             mismatch_left: vec![0; values],
             writers_of: vec![Vec::new(); values],
             pooled: Vec::new(),
-            pooled_cas: Vec::new(),
             placed: vec![false; ops.len()],
             generation: 1,
             candidates_generation: 0,
@@ -436,18 +434,17 @@ impl Pool {
             op_mark: vec![0; ops.len()],
             worklist: Vec::new(),
         };
-        for (i, o) in ops.iter().enumerate() {
+        for (i, &is_pooled) in pooled_flags.iter().enumerate() {
             p.count(i as u32, true);
-            if pooled_flags[i] {
+            if is_pooled {
                 p.pooled.push(i as u32);
-                if o.spec.kind == OpKind::Cas {
-                    p.pooled_cas.push(i as u32);
-                }
                 if p.writes[i] != Self::NONE {
                     p.writers_of[p.writes[i] as usize].push(i as u32);
                 }
             }
         }
+        // In invoke order, so that the ops invoked before a position are a prefix.
+        p.pooled.sort_by_key(|&w| (ops[w as usize].call, w));
         p
     }
 
@@ -529,33 +526,46 @@ impl Pool {
             let mm = self.mismatch_of[op as usize];
             mismatch_blocked |= mm != Self::NONE && Some(mm) == c;
         }
-        // Pooled cas ops that may come next observe their expected value too (a chain of indeterminate ops).
-        for k in 0..self.pooled_cas.len() {
-            let w = self.pooled_cas[k];
-            if callable(self, w) {
-                self.push_value(self.observes[w as usize], c);
-            }
-        }
+        // Backward from the values needed: a pooled op writing one is a candidate, and a pooled cas writing one
+        // needs its expected value in turn (a chain of indeterminate ops).
         while let Some(v) = self.worklist.pop() {
             for k in 0..self.writers_of[v as usize].len() {
                 let w = self.writers_of[v as usize][k];
                 if callable(self, w) && self.op_mark[w as usize] != stamp {
                     self.op_mark[w as usize] = stamp;
                     self.candidates.push(w);
+                    if ops[w as usize].spec.kind == OpKind::Cas {
+                        self.push_value(self.observes[w as usize], c);
+                    }
                 }
             }
         }
         if mismatch_blocked {
-            // Any other value unblocks the mismatch op. Writes of inert values lead to states nothing can tell
-            // apart, so only the first of them is worth trying.
+            // Any op that changes the value now unblocks the mismatch op: a write of another value, or a cas
+            // expecting the value held and setting another. A cas expecting anything else cannot step now, and a
+            // chain that ends in a change starts with an op that changes the value itself, so no other op is worth
+            // offering. Ops leading to an inert value lead to states nothing can tell apart, so only the first of
+            // them is tried.
+            let held = self.local.get(&current).copied();
+            let end = self
+                .pooled
+                .partition_point(|&w| ops[w as usize].call < callable_before);
             let mut inert_taken = false;
-            for k in 0..self.pooled.len() {
+            for k in 0..end {
                 let w = self.pooled[k];
-                if !callable(self, w) || self.op_mark[w as usize] == stamp {
+                if self.placed[w as usize] || self.op_mark[w as usize] == stamp {
                     continue;
                 }
                 let v = self.writes[w as usize];
-                if ops[w as usize].spec.kind == OpKind::Write && self.inert(v) {
+                let changes = match ops[w as usize].spec.kind {
+                    OpKind::Write => Some(v) != held,
+                    OpKind::Cas => Some(self.observes[w as usize]) == held && Some(v) != held,
+                    _ => false,
+                };
+                if !changes {
+                    continue;
+                }
+                if self.inert(v) {
                     if inert_taken {
                         continue;
                     }
@@ -565,7 +575,17 @@ impl Pool {
                 self.candidates.push(w);
             }
         }
-        self.candidates.sort_unstable();
+        // Invoke order, except that a write of an inert value comes first: it unblocks a mismatch without using up
+        // an op that some later op needs, so it is the choice most likely to lead on (the order only changes how
+        // soon a linearization is found, never whether).
+        let mut candidates = std::mem::take(&mut self.candidates);
+        candidates.sort_unstable_by_key(|&w| {
+            let inert_write = ops[w as usize].spec.kind == OpKind::Write
+                && self.writes[w as usize] != Self::NONE
+                && self.inert(self.writes[w as usize]);
+            (!inert_write, w)
+        });
+        self.candidates = candidates;
     }
 }
 
@@ -603,6 +623,7 @@ const BUDGET_CHECK_STEPS: u64 = 1 << 12;
 /// Searches for a linearization of `ops` from `start`. With `capture`, stops at that frontier and returns the path.
 pub(crate) fn search<M: Model>(
     model: &M,
+    arena: &mut M::Arena,
     ops: &[SearchOp],
     start: M::State,
     budget: &Budget,
@@ -702,7 +723,7 @@ pub(crate) fn search<M: Model>(
             break Verdict::Unknown(UnknownReason::StepLimit);
         }
         if stats.steps % BUDGET_CHECK_STEPS == 0 {
-            if cache.bytes() > budget.cache_bytes_max_per_key {
+            if cache.bytes() + M::arena_bytes(arena) > budget.cache_bytes_max_per_key {
                 break Verdict::Unknown(UnknownReason::MemoryLimit);
             }
             if budget.expired() {
@@ -726,7 +747,7 @@ pub(crate) fn search<M: Model>(
                     continue;
                 }
                 let o = &ops[op as usize];
-                if let Some(s2) = model.step(state, &o.spec) {
+                if let Some(s2) = model.step(arena, state, &o.spec) {
                     set.insert(op);
                     let new = cache.insert(&set, s2);
                     set.remove(op);
@@ -773,7 +794,7 @@ pub(crate) fn search<M: Model>(
                     ret_entry,
                     k: k + 1,
                 };
-                if let Some(s2) = model.step(state, &ops[w as usize].spec) {
+                if let Some(s2) = model.step(arena, state, &ops[w as usize].spec) {
                     set.insert(w);
                     let new = cache.insert(&set, s2);
                     set.remove(w);
@@ -886,7 +907,15 @@ mod tests {
     }
 
     fn run(ops: &[SearchOp]) -> Verdict<ValueId> {
-        search(&CasRegister, ops, ValueId::NULL, &Budget::default(), None).0
+        search(
+            &CasRegister,
+            &mut (),
+            ops,
+            ValueId::NULL,
+            &Budget::default(),
+            None,
+        )
+        .0
     }
 
     #[test]
@@ -941,7 +970,14 @@ mod tests {
         let mut with_read = ops.clone();
         with_read.push(op(OpKind::Read, 999, 0, 200, 201));
         let budget = Budget::new(1000, u64::MAX, None);
-        let (v, stats) = search(&CasRegister, &with_read, ValueId::NULL, &budget, None);
+        let (v, stats) = search(
+            &CasRegister,
+            &mut (),
+            &with_read,
+            ValueId::NULL,
+            &budget,
+            None,
+        );
         assert!(
             matches!(v, Verdict::Unknown(UnknownReason::StepLimit)),
             "{v:?}"
@@ -962,7 +998,14 @@ mod tests {
                 path: None,
             },
             _,
-        ) = search(&CasRegister, &ops, ValueId::NULL, &Budget::default(), None)
+        ) = search(
+            &CasRegister,
+            &mut (),
+            &ops,
+            ValueId::NULL,
+            &Budget::default(),
+            None,
+        )
         else {
             panic!("expected illegal")
         };
@@ -973,6 +1016,7 @@ mod tests {
             _,
         ) = search(
             &CasRegister,
+            &mut (),
             &ops,
             ValueId::NULL,
             &Budget::default(),

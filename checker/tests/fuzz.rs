@@ -5,8 +5,8 @@
 //! Set CHECKER_FUZZ_CASES for a longer run.
 
 use checker::generate::{generate, GenerateOptions};
-use checker::history::{Header, History};
-use checker::{check_edn, check_jsonl, render_html, CheckOptions, ModelKind};
+use checker::history::{Header, History, JsonlReader};
+use checker::{check_edn, check_history, check_jsonl, render_html, CheckOptions, ModelKind};
 use proptest::prelude::*;
 
 fn cases() -> u32 {
@@ -25,8 +25,48 @@ fn options() -> CheckOptions {
     ))
 }
 
-/// Checks a JSON Lines text; every outcome but a panic is fine. Reports are rendered too.
+/// The reference for the parallel reader: the line-by-line reader, each event prepared as it is read (so that the
+/// first error in file order wins, as it must for the streaming reader too).
+fn check_line_by_line(text: &[u8]) -> Result<serde_json::Value, String> {
+    let mut reader = JsonlReader::new(text, "fuzz.jsonl").map_err(|e| e.to_string())?;
+    let mut events = Vec::new();
+    let mut lines = Vec::new();
+    let mut parse_error = None;
+    loop {
+        match reader.next_event() {
+            Ok(Some((line, e))) => {
+                events.push(e);
+                lines.push(line);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                parse_error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    let mut h = History::new(reader.header().clone(), events, "fuzz.jsonl");
+    h.lines = lines;
+    h.notices = reader.notices().to_vec();
+    let report = check_history(&h, &options()).map_err(|e| e.to_string())?;
+    match parse_error {
+        Some(e) => Err(e),
+        None => Ok(serde_json::to_value(&report).expect("a report serialises")),
+    }
+}
+
+/// Checks a JSON Lines text; every outcome but a panic is fine, but the fast parallel reader must agree exactly with
+/// the line-by-line reader. Reports are rendered too.
 fn run_jsonl(text: &[u8]) {
+    let fast = check_jsonl(text, "fuzz.jsonl", &options())
+        .map(|r| serde_json::to_value(&r).expect("a report serialises"))
+        .map_err(|e| e.to_string());
+    assert_eq!(
+        fast,
+        check_line_by_line(text),
+        "{}",
+        String::from_utf8_lossy(text)
+    );
     if let Ok(report) = check_jsonl(text, "fuzz.jsonl", &options()) {
         let _ = render_html(&report);
         for c in report.counterexamples() {
@@ -46,6 +86,9 @@ fn run_edn(text: &[u8]) {
         let _ = render_html(&report);
     }
     let _ = History::read_edn(text, "fuzz.edn");
+    if let Ok(h) = checker::edn::read_jepsen_log(text, "fuzz.log") {
+        let _ = check_history(&h, &options());
+    }
 }
 
 fn valid_history(seed: u64, ops: u64, keys: u32) -> Vec<String> {
