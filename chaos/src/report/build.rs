@@ -223,6 +223,12 @@ fn linearizability_check(lin: &Linearizability) -> CheckResult {
                 lin.keys_linearizable
             ),
         ),
+        // No op could be checked (none completed, or every one failed): the history proves nothing, which the
+        // ops expectations (min_ok_ops) turn into a failure; this check itself has nothing to say.
+        "empty" => (
+            CheckVerdict::NotEvaluated,
+            "not evaluated: the history has no operation that could be checked, so it proves nothing".into(),
+        ),
         other => (
             CheckVerdict::ToolError,
             format!("check.json has an unknown verdict {other:?}"),
