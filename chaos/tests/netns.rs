@@ -190,7 +190,12 @@ fn an_interrupted_namespace_run_leaves_no_namespace_bridge_or_process() {
     loop {
         let history = std::fs::read_dir(dir.path().join("results"))
             .ok()
-            .and_then(|mut d| d.find_map(|e| e.ok().filter(|e| e.file_name() != "latest")))
+            .and_then(|mut d| {
+                d.find_map(|e| {
+                    e.ok()
+                        .filter(|e| e.file_name() != "latest" && e.path().is_dir())
+                })
+            })
             .and_then(|e| std::fs::read_to_string(e.path().join("history.jsonl")).ok())
             .unwrap_or_default();
         if history.contains("\"type\":\"ok\"") {
@@ -226,7 +231,10 @@ fn an_interrupted_namespace_run_leaves_no_namespace_bridge_or_process() {
     // This run's subnet k, from a node address 198.(18 + k / 256).(k % 256).x in its manifest.
     let run = std::fs::read_dir(dir.path().join("results"))
         .unwrap()
-        .find_map(|e| e.ok().filter(|e| e.file_name() != "latest"))
+        .find_map(|e| {
+            e.ok()
+                .filter(|e| e.file_name() != "latest" && e.path().is_dir())
+        })
         .unwrap()
         .path();
     let manifest: serde_json::Value =

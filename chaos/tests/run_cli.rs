@@ -282,7 +282,7 @@ fn sigterm_and_sighup_end_a_run_like_sigint_and_keep_what_was_recorded() {
         let run = std::fs::read_dir(dir.path().join("results"))
             .unwrap()
             .flatten()
-            .find(|e| e.file_name() != "latest")
+            .find(|e| e.file_name() != "latest" && e.path().is_dir())
             .expect("a run folder")
             .path();
         let history = std::fs::read_to_string(run.join("history.jsonl")).unwrap();
