@@ -26,6 +26,7 @@ pub mod plan;
 pub mod recorder;
 pub mod runner;
 pub mod schedule;
+pub mod soak;
 pub mod status_poll;
 pub mod supervisor;
 pub mod targets;

@@ -35,6 +35,9 @@ enum Command {
     /// Exit status: 0 all linearizable, 1 any not linearizable, 2 bad input (and no violation), 3 any unknown
     /// (and no violation nor bad input).
     Check(chaos::check::CheckArgs),
+    /// Long-running checks with a CI-sized default (e.g. crash every node again and again under writes).
+    #[command(subcommand)]
+    Soak(chaos::soak::SoakCommand),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Run(args) => return chaos::runner::run_command(args),
         Command::Validate(args) => return chaos::validate::run(args),
         Command::Bench(command) => return chaos::bench::run(command),
+        Command::Soak(command) => return chaos::soak::run(command),
         Command::Check(args) => chaos::check::run(args),
     };
     match result {
