@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! launch → leader → writers start → N × (write a while → kill -9 every node, each at its own random moment →
-//! down a while → restart all → wait for a leader) → writers stop → read every key → verify → report
+//! down a while → restart all → wait for a leader → pause the writers, read and verify every key, resume)
+//! → writers stop → read and verify every key → report
 //! ```
 //!
 //! Each writer is one client that owns its keys and writes unique values to them one at a time, so each key's
@@ -11,7 +12,9 @@
 //! unknown (maybe done). [`verify_key`] holds the rule: a key's final value must be its last acknowledged write
 //! or a later write whose outcome was unknown. An absent key or an older acknowledged value is a **loss**. An
 //! older *unknown* write is allowed (an unknown write may take effect at any time after it was sent), and is
-//! counted apart. A value no one wrote, or a write that was reported failed, is a violation too.
+//! counted apart. A value no one wrote, or a write that was reported failed, is a violation too. Every key is
+//! verified after every cycle (with no write in flight: the writers pause for it) and once more at the end, so
+//! each crash is checked against every key's latest acknowledged write.
 //!
 //! Every random choice (how long to write, when each node dies, how long the cluster stays down, the restart
 //! order, which key each writer picks) comes from the seed, printed first. Timing still depends on the machine,
@@ -48,10 +51,10 @@ pub const KEYS_PER_CLIENT_MAX: usize = 1_000;
 const FINDINGS_LISTED_MAX: usize = 20;
 /// Deadline of one write while nodes crash: past it the write is unknown and the writer moves on.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
-/// Deadline of one final read attempt.
+/// Deadline of one verification read attempt.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the final reads may take in all, retries included.
-const FINAL_READS_DEADLINE: Duration = Duration::from_secs(60);
+/// How long one verification pass may take in all, retries included.
+const VERIFY_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a cluster may take to elect a leader after a restart before the soak gives up on it.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Writing time before each crash, drawn uniformly.
@@ -226,6 +229,8 @@ pub struct CycleRecord {
 /// A key whose check is not `Ok`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct KeyFinding {
+    /// The cycle after which it was found (`None`: the check at the end).
+    pub after_cycle: Option<u32>,
     /// The key.
     pub key: String,
     /// Its writes (acknowledged, unknown, failed).
@@ -263,17 +268,17 @@ pub struct SoakReport {
     pub keys: usize,
     /// Writes by outcome.
     pub writes: WriteCounts,
-    /// Keys whose final value was checked.
-    pub keys_verified: usize,
-    /// Keys that could not be read at the end (not verified).
-    pub keys_unreadable: usize,
-    /// Acknowledged writes lost.
+    /// Key checks done: every key after every completed cycle and at the end.
+    pub key_checks: u64,
+    /// Checks whose read never succeeded (not verified).
+    pub unreadable: u64,
+    /// Checks that found an acknowledged write lost.
     pub losses: u64,
-    /// Keys that end with an unknown write older than their last acknowledged one (allowed).
+    /// Checks that found an unknown write older than the key's last acknowledged one (allowed).
     pub late_unknown_writes: u64,
-    /// Keys that hold a write reported as failed.
+    /// Checks that found a write reported as failed.
     pub failed_writes_visible: u64,
-    /// Keys that hold a value never written.
+    /// Checks that found a value never written.
     pub foreign_values: u64,
     /// Why the soak stopped early, if the cluster did not come back.
     pub not_recovered: Option<String>,
@@ -340,6 +345,11 @@ fn soak_plan(args: &CrashCycleArgs) -> Result<Plan, RunError> {
 #[derive(Debug, Default)]
 struct Shared {
     stop: AtomicBool,
+    /// Writers hold it shared for each write; a verification pass holds it exclusively, so it sees every write
+    /// settled (none in flight).
+    gate: tokio::sync::RwLock<()>,
+    /// Every write of every key, in order.
+    logs: std::sync::Mutex<KeyLogs>,
     attempted: AtomicU64,
     acknowledged: AtomicU64,
     unknown: AtomicU64,
@@ -348,19 +358,28 @@ struct Shared {
 
 type KeyLogs = BTreeMap<String, Vec<Write>>;
 
-/// One writer: its own keys, one write at a time, until told to stop. Returns every write made.
+impl Shared {
+    fn logs(&self) -> std::sync::MutexGuard<'_, KeyLogs> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One writer: its own keys, one write at a time, until told to stop; every write goes into `shared.logs`.
 async fn writer(
     id: usize,
     mut client: Box<dyn KvClient>,
     keys: usize,
     seed: u64,
     shared: Arc<Shared>,
-) -> KeyLogs {
+) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let names: Vec<String> = (0..keys).map(|k| format!("soak-c{id}-k{k}")).collect();
-    let mut logs: KeyLogs = names.iter().map(|k| (k.clone(), Vec::new())).collect();
+    shared
+        .logs()
+        .extend(names.iter().map(|k| (k.clone(), Vec::new())));
     let mut seq = 0_u64;
     while !shared.stop.load(Ordering::Relaxed) {
+        let pass = shared.gate.read().await;
         let key = &names[rng.gen_range(0..names.len())];
         seq += 1;
         let value = format!("c{id}-{seq}");
@@ -376,15 +395,17 @@ async fn writer(
             WriteOutcome::Unknown => &shared.unknown,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        logs.get_mut(key)
+        shared
+            .logs()
+            .get_mut(key)
             .expect("a key of this writer")
             .push(Write { value, outcome });
+        drop(pass);
         if outcome != WriteOutcome::Ok {
             tokio::time::sleep(RETRY_PAUSE).await;
         }
     }
     client.close().await;
-    logs
 }
 
 /// Waits for a leader after a restart. `Err` names a node that exited on its own (a crash of the system under
@@ -415,7 +436,7 @@ async fn await_recovery(cluster: &mut Cluster) -> Result<Duration, String> {
 }
 
 /// Reads `key` until a read succeeds or `deadline` passes.
-async fn final_read(
+async fn read_settled(
     client: &mut Box<dyn KvClient>,
     key: &str,
     deadline: Instant,
@@ -425,7 +446,7 @@ async fn final_read(
             Outcome::Ok(value) => return Some(value),
             Outcome::Fail(e) | Outcome::Unknown(e) => {
                 if Instant::now() > deadline {
-                    tracing::warn!(key, error = %e, "final read failed");
+                    tracing::warn!(key, error = %e, "verification read failed");
                     return None;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -493,11 +514,43 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
             shared.clone(),
         )));
     }
+    let read_settings = ClientSettings {
+        request_timeout: READ_TIMEOUT,
+        spread_reads: false,
+    };
+    let mut reader = cluster
+        .target
+        .connect(&cluster.layout, &read_settings)
+        .map_err(|e| RunError::Setup(format!("verification client: {e}")))?;
+    let mut report = SoakReport {
+        schema_version: SOAK_SCHEMA_VERSION,
+        soak: "crash-cycles",
+        target: args.target.name(),
+        nodes: args.nodes,
+        seed,
+        replay,
+        cycles_planned: args.cycles,
+        cycles: 0,
+        kills: 0,
+        restarts: 0,
+        clients: args.clients,
+        keys: args.clients * args.keys_per_client,
+        writes: WriteCounts::default(),
+        key_checks: 0,
+        unreadable: 0,
+        losses: 0,
+        late_unknown_writes: 0,
+        failed_writes_visible: 0,
+        foreign_values: 0,
+        not_recovered: None,
+        verdict: "pass",
+        findings: Vec::new(),
+        cycle_records: Vec::new(),
+        seconds: 0.0,
+        run_dir: run_dir.display().to_string(),
+    };
     let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "soak-crash-cycles"));
     let ids = cluster.ids();
-    let (mut kills, mut restarts) = (0_u64, 0_u64);
-    let mut records = Vec::new();
-    let mut not_recovered = None;
     let (mut acked_before, mut unknown_before) = (0, 0);
     for cycle in 1..=args.cycles {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(WRITE_PHASE_MS))).await;
@@ -511,7 +564,7 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
             let at = window + Duration::from_millis(at_ms);
             tokio::time::sleep_until(at.into()).await;
             cluster.supervisor.kill(id);
-            kills += 1;
+            report.kills += 1;
         }
         tokio::time::sleep(Duration::from_millis(rng.gen_range(DOWN_MS))).await;
         let mut order = ids.clone();
@@ -521,16 +574,18 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
                 .supervisor
                 .start(id)
                 .map_err(|e| RunError::Tool(format!("restarting n{id}: {e}")))?;
-            restarts += 1;
+            report.restarts += 1;
             tokio::time::sleep(Duration::from_millis(rng.gen_range(RESTART_GAP_MS))).await;
         }
         let recovery = match await_recovery(&mut cluster).await {
             Ok(d) => d,
             Err(why) => {
-                not_recovered = Some(format!("cycle {cycle}: {why}"));
+                report.not_recovered = Some(format!("cycle {cycle}: {why}"));
                 break;
             }
         };
+        let problems_before = problems(&report);
+        verify(&shared, &mut reader, Some(cycle), &mut report).await;
         let acked = shared.acknowledged.load(Ordering::Relaxed);
         let unknown = shared.unknown.load(Ordering::Relaxed);
         let record = CycleRecord {
@@ -544,7 +599,7 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
         progress(
             args.json,
             &format!(
-                "cycle {cycle}/{}: killed {}; restarted; leader after {} ms; {} acknowledged, {} unknown",
+                "cycle {cycle}/{}: killed {}; restarted; leader after {} ms; {} acknowledged, {} unknown; {} keys verified{}",
                 args.cycles,
                 record
                     .killed
@@ -554,62 +609,36 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
                     .join(" "),
                 record.recovery_ms,
                 record.acknowledged,
-                record.unknown
+                record.unknown,
+                report.keys,
+                match problems(&report) - problems_before {
+                    0 => String::new(),
+                    n => format!(", {n} PROBLEMS"),
+                }
             ),
         );
-        records.push(record);
+        report.cycle_records.push(record);
+        report.cycles = cycle;
     }
     // Let the last cycle's restart take writes too, then stop the writers (each ends its write in flight).
     tokio::time::sleep(Duration::from_millis(rng.gen_range(WRITE_PHASE_MS))).await;
     shared.stop.store(true, Ordering::Relaxed);
-    let mut logs = KeyLogs::new();
     for (c, handle) in writers.into_iter().enumerate() {
-        let part = handle
+        handle
             .await
             .map_err(|e| RunError::Tool(format!("writer {c} failed: {e}")))?;
-        logs.extend(part);
     }
-    let writes = WriteCounts {
+    report.writes = WriteCounts {
         attempted: shared.attempted.load(Ordering::Relaxed),
         acknowledged: shared.acknowledged.load(Ordering::Relaxed),
         unknown: shared.unknown.load(Ordering::Relaxed),
         failed: shared.failed.load(Ordering::Relaxed),
     };
-    let mut report = SoakReport {
-        schema_version: SOAK_SCHEMA_VERSION,
-        soak: "crash-cycles",
-        target: args.target.name(),
-        nodes: args.nodes,
-        seed,
-        replay,
-        cycles_planned: args.cycles,
-        cycles: records.len() as u32,
-        kills,
-        restarts,
-        clients: args.clients,
-        keys: logs.len(),
-        writes,
-        keys_verified: 0,
-        keys_unreadable: 0,
-        losses: 0,
-        late_unknown_writes: 0,
-        failed_writes_visible: 0,
-        foreign_values: 0,
-        not_recovered,
-        verdict: "pass",
-        findings: Vec::new(),
-        cycle_records: records,
-        seconds: 0.0,
-        run_dir: run_dir.display().to_string(),
-    };
     if report.not_recovered.is_none() {
-        verify(&mut cluster, &logs, &mut report).await?;
+        verify(&shared, &mut reader, None, &mut report).await;
     }
-    let failed = report.not_recovered.is_some()
-        || report.keys_unreadable > 0
-        || report.losses > 0
-        || report.failed_writes_visible > 0
-        || report.foreign_values > 0;
+    reader.close().await;
+    let failed = report.not_recovered.is_some() || problems(&report) > 0;
     report.verdict = if failed { "fail" } else { "pass" };
     report.seconds = started.elapsed().as_secs_f64();
     cluster.stop(&run_dir).await;
@@ -619,27 +648,27 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
     Ok(report)
 }
 
-/// Reads every key once the cluster has a leader and checks each against its writes.
+/// Checks that fail the soak.
+fn problems(r: &SoakReport) -> u64 {
+    r.unreadable + r.losses + r.failed_writes_visible + r.foreign_values
+}
+
+/// Pauses the writers (waiting for the writes in flight), reads every key and checks it against its writes.
 async fn verify(
-    cluster: &mut Cluster,
-    logs: &KeyLogs,
+    shared: &Shared,
+    reader: &mut Box<dyn KvClient>,
+    after_cycle: Option<u32>,
     report: &mut SoakReport,
-) -> Result<(), RunError> {
-    let settings = ClientSettings {
-        request_timeout: READ_TIMEOUT,
-        spread_reads: false,
-    };
-    let mut client = cluster
-        .target
-        .connect(&cluster.layout, &settings)
-        .map_err(|e| RunError::Setup(format!("final-read client: {e}")))?;
-    let deadline = Instant::now() + FINAL_READS_DEADLINE;
-    for (key, writes) in logs {
-        let Some(found) = final_read(&mut client, key, deadline).await else {
-            report.keys_unreadable += 1;
+) {
+    let _paused = shared.gate.write().await;
+    let logs = shared.logs().clone();
+    let deadline = Instant::now() + VERIFY_DEADLINE;
+    for (key, writes) in &logs {
+        report.key_checks += 1;
+        let Some(found) = read_settled(reader, key, deadline).await else {
+            report.unreadable += 1;
             continue;
         };
-        report.keys_verified += 1;
         let check = verify_key(writes, found.as_deref());
         match &check {
             KeyCheck::Ok => continue,
@@ -650,19 +679,18 @@ async fn verify(
         }
         if report.findings.len() < FINDINGS_LISTED_MAX {
             report.findings.push(KeyFinding {
+                after_cycle,
                 key: key.clone(),
                 writes: counts(writes),
                 check,
             });
         }
     }
-    client.close().await;
-    Ok(())
 }
 
 fn text(r: &SoakReport) -> String {
     let mut out = format!(
-        "{}: crash-cycles against {} ({} nodes, seed {}): {} of {} cycles, {} kills; writes: {} acknowledged, {} unknown, {} failed; {} keys verified, {} unreadable; losses {}",
+        "{}: crash-cycles against {} ({} nodes, seed {}): {} of {} cycles, {} kills; writes: {} acknowledged, {} unknown, {} failed; {} keys checked {} times in all ({} unreadable); losses {}",
         r.verdict.to_uppercase(),
         r.target,
         r.nodes,
@@ -673,25 +701,26 @@ fn text(r: &SoakReport) -> String {
         r.writes.acknowledged,
         r.writes.unknown,
         r.writes.failed,
-        r.keys_verified,
-        r.keys_unreadable,
+        r.keys,
+        r.key_checks,
+        r.unreadable,
         r.losses,
     );
     if r.late_unknown_writes > 0 {
         out.push_str(&format!(
-            "; {} keys end with an older unknown write (allowed)",
+            "; {} checks found an older unknown write (allowed)",
             r.late_unknown_writes
         ));
     }
     if r.failed_writes_visible > 0 {
         out.push_str(&format!(
-            "; {} keys hold a failed write",
+            "; {} checks found a failed write",
             r.failed_writes_visible
         ));
     }
     if r.foreign_values > 0 {
         out.push_str(&format!(
-            "; {} keys hold a value never written",
+            "; {} checks found a value never written",
             r.foreign_values
         ));
     }
@@ -701,8 +730,14 @@ fn text(r: &SoakReport) -> String {
     }
     for f in &r.findings {
         out.push_str(&format!(
-            "\n  {}: {:?} ({} acknowledged, {} unknown, {} failed writes)",
-            f.key, f.check, f.writes.acknowledged, f.writes.unknown, f.writes.failed
+            "\n  {} after {}: {:?} ({} acknowledged, {} unknown, {} failed writes)",
+            f.key,
+            f.after_cycle
+                .map_or("the end".to_string(), |c| format!("cycle {c}")),
+            f.check,
+            f.writes.acknowledged,
+            f.writes.unknown,
+            f.writes.failed
         ));
     }
     out
