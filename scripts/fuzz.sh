@@ -67,7 +67,7 @@ run_one() {
     local execs files bytes
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     files=$(find "$corpus" -type f | wc -l)
-    bytes=$(du -sb "$corpus" | cut -f1)
+    bytes=$(find "$corpus" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }')
     printf '%-20s %6s s %10s execs %6s corpus files %9s bytes  %s\n' "$target" "$seconds" "${execs:-?}" \
         "$files" "$bytes" "$([ "$status" = 0 ] && echo ok || echo "CRASH (exit $status): see $log")"
     return "$status"
