@@ -10,14 +10,17 @@ use raft_storage::{FsyncPolicy, StorageOptions};
 pub const SEGMENT_MAGIC: &[u8; 8] = b"RAFTWAL\0";
 
 /// A data directory reused by every run of one fuzz process (in `/dev/shm` when it exists, so runs cost no disk
-/// I/O). Each call empties it first.
+/// I/O). Each call empties it first. libFuzzer ends the process with `exit`, so the directory outlives it: the
+/// first call removes those of processes that are gone.
 pub fn scratch_dir() -> PathBuf {
+    static SWEEP: std::sync::Once = std::sync::Once::new();
     let base = if Path::new("/dev/shm").is_dir() {
         PathBuf::from("/dev/shm")
     } else {
         std::env::temp_dir()
     };
-    let dir = base.join(format!("chaos-fuzz-{}", std::process::id()));
+    SWEEP.call_once(|| remove_stale(&base));
+    let dir = base.join(format!("{SCRATCH_PREFIX}{}", std::process::id()));
     match std::fs::remove_dir_all(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -25,6 +28,28 @@ pub fn scratch_dir() -> PathBuf {
     }
     std::fs::create_dir_all(&dir).expect("create the scratch dir");
     dir
+}
+
+const SCRATCH_PREFIX: &str = "chaos-fuzz-";
+
+/// Removes the scratch directories in `base` whose process no longer exists.
+fn remove_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SCRATCH_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Storage options for fuzzing: no fsync (the scratch dir is in memory) and small segments so a few entries
