@@ -27,6 +27,7 @@ pub mod recorder;
 pub mod report;
 pub mod runner;
 pub mod schedule;
+pub mod soak;
 pub mod status_poll;
 pub mod supervisor;
 pub mod targets;

@@ -39,6 +39,9 @@ enum Command {
     Report(chaos::report::ReportArgs),
     /// Compare the key figures of two runs.
     Compare(chaos::report::compare::CompareArgs),
+    /// Long-running checks with a CI-sized default (e.g. crash every node again and again under writes).
+    #[command(subcommand)]
+    Soak(chaos::soak::SoakCommand),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Run(args) => return chaos::runner::run_command(args),
         Command::Validate(args) => return chaos::validate::run(args),
         Command::Bench(command) => return chaos::bench::run(command),
+        Command::Soak(command) => return chaos::soak::run(command),
         Command::Check(args) => chaos::check::run(args),
         Command::Report(args) => return chaos::report::run_report(args),
         Command::Compare(args) => return chaos::report::compare::run_compare(args),
