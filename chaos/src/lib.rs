@@ -9,6 +9,8 @@
 //! chaos validate PLAN [--seed N] [--json]
 //! chaos check HISTORY... [--model register|cas-register] [--time-limit 30s] [--out DIR] [--json]
 //! chaos bench election [--target raft-node,etcd] [--nodes 3] [--trials 20] [--json]
+//! chaos report RUN_DIR [--json]          chaos compare RUN_A RUN_B [--json]
+//! chaos soak crash-cycles [--cycles 5] [--target raft-node|etcd] [--json]
 //! ```
 //!
 //! Where things go: a new kind of fault is a module in `faults/` (see [`faults`]); a new system under test is a

@@ -269,6 +269,15 @@ impl HelloAck {
                 field: "status",
                 value: b[6],
             })?;
+        // Bytes 24..32 carry a detail only for the status that has one: anywhere else they must be zero, so
+        // every ack has exactly one encoding (found by the transport_hello fuzz target).
+        if !matches!(status, HelloStatus::Removed { .. }) && u64_at(b, 24) != 0 {
+            return Err(HelloDecodeError::Unknown {
+                what: "ack",
+                field: "detail (must be zero for this status)",
+                value: b[6],
+            });
+        }
         Ok(HelloAck {
             version: u16_at(b, 4),
             status,
@@ -282,6 +291,21 @@ impl HelloAck {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_ack_with_a_detail_its_status_does_not_have_is_refused() {
+        // The fuzzer's input: status 4 (identity mismatch) with non-zero bytes where only "removed" has a detail.
+        let mut bytes = HelloAck {
+            version: PROTOCOL_VERSION,
+            status: HelloStatus::IdentityMismatch,
+            node_id: NodeId(3),
+            cluster_id: 1,
+        }
+        .encode();
+        assert!(HelloAck::decode(&bytes).is_ok());
+        bytes[24] = 0xff;
+        assert!(HelloAck::decode(&bytes).is_err());
+    }
 
     #[test]
     fn hello_and_ack_round_trip() {
