@@ -333,7 +333,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
 }
 
 /// Resolves when SIGINT, SIGTERM or SIGHUP arrives, with the signal's name.
-async fn interrupted() -> &'static str {
+pub async fn interrupted() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::terminate()),

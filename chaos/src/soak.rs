@@ -746,23 +746,6 @@ fn text(r: &SoakReport) -> String {
     out
 }
 
-/// Resolves when SIGINT, SIGTERM or SIGHUP arrives, with the signal's name.
-async fn interrupted() -> &'static str {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = tokio::signal::ctrl_c().await;
-        return "SIGINT";
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => "SIGINT",
-        _ = term.recv() => "SIGTERM",
-        _ = hup.recv() => "SIGHUP",
-    }
-}
-
 fn random_seed() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -805,7 +788,7 @@ fn run_crash_cycles(args: &CrashCycleArgs) -> Result<SoakReport, RunError> {
             tokio::select! {
                 result = crash_cycles(args, seed) => result,
                 // Dropping the soak's future dropped the cluster, which stopped every node.
-                name = interrupted() => Err(RunError::Interrupted(name)),
+                name = crate::runner::interrupted() => Err(RunError::Interrupted(name)),
             }
         })
     }))
