@@ -546,7 +546,13 @@ impl NodeProcesses for RemoteProcesses {
         let mut hosts: Vec<Arc<Ssh>> = self.nodes.values().map(|n| Arc::clone(&n.ssh)).collect();
         hosts.dedup_by(|a, b| Arc::ptr_eq(a, b));
         for ssh in hosts {
-            if let Err(e) = ssh.run(&format!("rm -rf {}", self.root)) {
+            // Also every group a pid file names: a start whose answer never came (a timeout) left a node running
+            // that we hold no pgid for.
+            let root = &self.root;
+            let sweep = format!(
+                "for p in {root}/nodes/*/pid; do [ -f \"$p\" ] && kill -KILL -- -$(cat \"$p\") 2>/dev/null; done; rm -rf {root}"
+            );
+            if let Err(e) = ssh.run(&sweep) {
                 tracing::warn!(host = %ssh.name(), error = %e, "cannot remove the run folder");
             }
             ssh.close();
