@@ -7,7 +7,7 @@
 //! ```text
 //! chaos run PLAN [--seed N] [--nodes N] [--duration D] [--out DIR] [--quiet] [--json]
 //! chaos validate PLAN [--seed N] [--json]
-//! chaos check HISTORY... [--model register|cas-register] [--time-limit 30s] [--out DIR] [--json]
+//! chaos check HISTORY... [--model register|cas-register|set|mutex|unordered-queue|fifo-queue] [--time-limit 30s] [--out DIR] [--json]
 //! chaos bench election [--target raft-node,etcd] [--nodes 3] [--trials 20] [--json]
 //! chaos report RUN_DIR [--json]          chaos compare RUN_A RUN_B [--json]
 //! chaos soak crash-cycles [--cycles 5] [--target raft-node|etcd] [--json]

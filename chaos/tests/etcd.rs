@@ -3,9 +3,9 @@
 //! missing, except in CI, where both are required.
 
 mod common;
-use common::require;
+use common::{require, run_plan};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
@@ -13,31 +13,6 @@ fn etcd_installed() -> Result<(), String> {
     chaos::targets::etcd::find_binary()
         .map(|_| ())
         .ok_or_else(|| "etcd is not installed (apt-get install etcd-server)".into())
-}
-
-fn run_plan(dir: &Path, body: &str) -> (Output, serde_json::Value) {
-    let plan = dir.join("plan.toml");
-    std::fs::write(&plan, body).unwrap();
-    let output = Command::new(CHAOS)
-        .args([
-            "run",
-            plan.to_str().unwrap(),
-            "--quiet",
-            "--json",
-            "--out",
-            "results",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("run chaos");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let summary = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON summary ({e}):\nstdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output, summary)
 }
 
 fn run_dir(dir: &Path, summary: &serde_json::Value) -> PathBuf {

@@ -133,27 +133,7 @@ duration = "2s"
 "#,
         common::node_binary().display()
     );
-    let path = dir.path().join("plan.toml");
-    std::fs::write(&path, plan).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_chaos"))
-        .args([
-            "run",
-            path.to_str().unwrap(),
-            "--quiet",
-            "--json",
-            "--out",
-            "results",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let s: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "no JSON ({e}): {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
+    let (out, s) = common::run_plan(dir.path(), &plan);
     assert_eq!(
         s["verdict"],
         "pass",

@@ -11,7 +11,6 @@ use common::{node_binary, require};
 use std::path::Path;
 use std::process::Command;
 
-const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 const SSHD: &str = "/usr/sbin/sshd";
 
 fn usable() -> bool {
@@ -131,24 +130,8 @@ duration = "2s"
         binary = node_binary().display(),
         known = dir.path().join("known_hosts").display(),
     );
-    let plan_path = dir.path().join("plan.toml");
-    std::fs::write(&plan_path, plan).unwrap();
-    let output = Command::new(CHAOS)
-        .args([
-            "run",
-            plan_path.to_str().unwrap(),
-            "--quiet",
-            "--json",
-            "--out",
-            "results",
-        ])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let (output, s) = common::run_plan(dir.path(), &plan);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let s: serde_json::Value = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}): {stdout}\n{stderr}"));
     assert_eq!(s["verdict"], "pass", "{s:#}\n{stderr}");
     let run = dir.path().join(s["run_dir"].as_str().unwrap());
     // The nodes really ran over there, and their logs and data came home.

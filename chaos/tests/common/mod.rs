@@ -65,3 +65,30 @@ pub fn root() -> Result<(), String> {
         Err("needs root".into())
     }
 }
+
+/// Writes `body` to `dir/plan.toml`, runs `chaos run` on it (quiet, JSON summary, run folders in `dir/results`)
+/// and returns the output and the parsed summary; panics with both streams if there is no summary.
+pub fn run_plan(dir: &Path, body: &str) -> (std::process::Output, serde_json::Value) {
+    let plan = dir.join("plan.toml");
+    std::fs::write(&plan, body).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chaos"))
+        .args([
+            "run",
+            plan.to_str().unwrap(),
+            "--quiet",
+            "--json",
+            "--out",
+            "results",
+        ])
+        .current_dir(dir)
+        .output()
+        .expect("run chaos");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let summary = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON summary ({e}):\nstdout: {stdout}\nstderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, summary)
+}
