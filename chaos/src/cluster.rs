@@ -12,7 +12,7 @@ use crate::hosts::netns::NetnsHosts;
 use crate::hosts::ssh::{RemoteProcesses, Ssh};
 use crate::hosts::{free_port, Placement};
 use crate::plan::{NetworkBackendKind, Plan};
-use crate::schedule::derive_seed;
+use crate::schedule::{derive_seed, NodeView};
 use crate::supervisor::{NodeLaunch, NodeProcesses, ProcessState, Supervisor};
 use crate::targets::{self, Layout, NodeSlot, Target};
 use raft_transport::{generate_cluster_certs, CertValidity, ClusterCertSpec, NodeSpec};
@@ -365,6 +365,36 @@ impl Cluster {
     /// The current leader (the node claiming leadership in the highest term), if any answers.
     pub async fn leader(&self) -> Option<u64> {
         targets::find_leader(&*self.target, &self.layout, &self.ids(), STATUS_TIMEOUT).await
+    }
+
+    /// Every node's role and progress as fault targeting needs them, asked of all nodes at once (a paused or
+    /// dead node costs one [`STATUS_TIMEOUT`], not one per node). The leader is the node that claims leadership
+    /// in the highest term.
+    pub async fn view(&self) -> Vec<NodeView> {
+        let mut asks = tokio::task::JoinSet::new();
+        for id in self.ids() {
+            let (target, layout) = (self.target.clone(), self.layout.clone());
+            asks.spawn(async move { (id, target.status(&layout, id, STATUS_TIMEOUT).await) });
+        }
+        let mut seen = Vec::new();
+        while let Some(answer) = asks.join_next().await {
+            if let Ok((id, Ok(status))) = answer {
+                seen.push((id, status));
+            }
+        }
+        seen.sort_by_key(|(id, _)| *id);
+        let top = seen
+            .iter()
+            .filter(|(_, s)| s.role == targets::Role::Leader)
+            .map(|(_, s)| s.term)
+            .max();
+        seen.iter()
+            .map(|(id, s)| NodeView {
+                id: *id,
+                leader: s.role == targets::Role::Leader && Some(s.term) == top,
+                applied: s.applied_index,
+            })
+            .collect()
     }
 
     /// Waits for a first leader; fails (naming the nodes' last log lines) if none comes or a node exits.

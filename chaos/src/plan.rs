@@ -26,8 +26,8 @@
 //!
 //! [[faults]]
 //! kind = "kill"             # a kind of one of the fault families (see `faults`)
-//! target = "leader"         # n1 | random | leader | minority | majority | all
-//! every = "3s"              # or: at = ["2s", "7s"]
+//! target = "leader"         # n1 | random | leader | follower | lagging | minority | majority | all
+//! every = "3s"              # or: at = ["2s", "7s"], or: when/after = "<fault name>" (+ wait)
 //! duration = "1s"           # how long it lasts before it is undone (restart / resume)
 //! ```
 
@@ -286,18 +286,54 @@ impl Default for WorkloadPlan {
 /// One fault of the plan: when and whom (common to every family), and what (the family's fields).
 #[derive(Clone, Debug, PartialEq)]
 pub struct FaultPlan {
-    /// A name for reports (default: the kind).
+    /// A name for reports and for other faults to refer to (default: the kind).
     pub name: Option<String>,
-    /// To whom: "n1", "random", "leader", "minority", "majority", "all".
+    /// To whom: "n1", "random", "leader", "follower", "lagging", "minority", "majority", "all".
     pub target: Target,
+    /// Or: the nodes the latest occurrence of the named fault hit (composed faults: slow the clock of the
+    /// leader another fault isolated).
+    pub same_as: Option<String>,
     /// Fixed start times, from the start of the fault phase.
     pub at: Vec<Dur>,
     /// Or: start at random, on average this often (uniform between half and one and a half times it).
     pub every: Option<Dur>,
+    /// Or: start whenever another fault starts or ends (plus a wait).
+    pub trigger: Option<Trigger>,
     /// How long it lasts before it is undone.
     pub duration: Dur,
     /// What it does.
     pub spec: FaultSpec,
+}
+
+/// A fault started by another one: `when = "NAME"` (with each start of NAME) or `after = "NAME"` (at each
+/// end of NAME), `wait` later. Both are resolved on the timeline before the run, like every other time.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Trigger {
+    /// The other fault's name.
+    pub fault: String,
+    /// Its start or its end.
+    pub edge: Edge,
+    /// How long after it.
+    pub wait: Dur,
+}
+
+/// Which edge of another fault starts a triggered one.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Edge {
+    /// `when`: as the other fault starts.
+    Start,
+    /// `after`: as the other fault ends (is healed).
+    End,
+}
+
+impl Edge {
+    /// The plan key.
+    pub fn key(self) -> &'static str {
+        match self {
+            Edge::Start => "when",
+            Edge::End => "after",
+        }
+    }
 }
 
 /// The fields every fault has, whatever its family.
@@ -306,20 +342,21 @@ pub struct FaultPlan {
 struct CommonFields {
     kind: String,
     name: Option<String>,
-    #[serde(default = "default_target")]
-    target: Target,
+    target: Option<Target>,
+    same_as: Option<String>,
     #[serde(default)]
     at: Vec<Dur>,
     every: Option<Dur>,
+    when: Option<String>,
+    after: Option<String>,
+    wait: Option<Dur>,
     #[serde(default = "default_fault_duration")]
     duration: Dur,
 }
 
-const COMMON_KEYS: [&str; 6] = ["kind", "name", "target", "at", "every", "duration"];
-
-fn default_target() -> Target {
-    Target::Random
-}
+const COMMON_KEYS: [&str; 10] = [
+    "kind", "name", "target", "same_as", "at", "every", "when", "after", "wait", "duration",
+];
 
 fn default_fault_duration() -> Dur {
     Dur(Duration::from_secs(1))
@@ -335,11 +372,40 @@ impl FaultPlan {
         let common = CommonFields::deserialize(toml::Value::Table(common))
             .map_err(|e| e.message().to_string())?;
         let spec = FaultSpec::parse(&common.kind, &rest)?;
+        if common.same_as.is_some() && common.target.is_some() {
+            return Err(
+                "give either `target` or `same_as` (the nodes another fault hit), not both".into(),
+            );
+        }
+        let trigger = match (common.when, common.after) {
+            (Some(_), Some(_)) => {
+                return Err(
+                    "give either `when` (another fault's start) or `after` (its end), not both"
+                        .into(),
+                )
+            }
+            (Some(fault), None) => Some((fault, Edge::Start)),
+            (None, Some(fault)) => Some((fault, Edge::End)),
+            (None, None) => None,
+        };
+        let trigger = match (trigger, common.wait) {
+            (Some((fault, edge)), wait) => Some(Trigger {
+                fault,
+                edge,
+                wait: wait.unwrap_or(Dur(Duration::ZERO)),
+            }),
+            (None, Some(_)) => {
+                return Err("`wait` only goes with `when` or `after` (how long after the other fault's start or end)".into())
+            }
+            (None, None) => None,
+        };
         Ok(FaultPlan {
             name: common.name,
-            target: common.target,
+            target: common.target.unwrap_or(Target::Random),
+            same_as: common.same_as,
             at: common.at,
             every: common.every,
+            trigger,
             duration: common.duration,
             spec,
         })
@@ -358,13 +424,22 @@ impl serde::Serialize for FaultPlan {
         if let Some(name) = &self.name {
             map.insert("name".into(), name.clone().into());
         }
-        map.insert("target".into(), self.target.to_string().into());
+        match &self.same_as {
+            Some(other) => map.insert("same_as".into(), other.clone().into()),
+            None => map.insert("target".into(), self.target.to_string().into()),
+        };
         if !self.at.is_empty() {
             let at: Vec<String> = self.at.iter().map(Dur::to_string).collect();
             map.insert("at".into(), at.into());
         }
         if let Some(every) = self.every {
             map.insert("every".into(), every.to_string().into());
+        }
+        if let Some(t) = &self.trigger {
+            map.insert(t.edge.key().into(), t.fault.clone().into());
+            if !t.wait.0.is_zero() {
+                map.insert("wait".into(), t.wait.to_string().into());
+            }
         }
         map.insert("duration".into(), self.duration.to_string().into());
         if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&self.spec) {

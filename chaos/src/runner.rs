@@ -15,7 +15,7 @@ use crate::events::EventLog;
 use crate::faults::{FaultError, Nemeses};
 use crate::plan::{Dur, Model, Plan, PlanError};
 use crate::recorder::{self, Recorder};
-use crate::schedule::{derive_seed, schedule, ScheduledFault, Targets};
+use crate::schedule::{derive_seed, schedule, ClusterView, ScheduledFault};
 use crate::workload::{self, KeyPool, WorkloadShared};
 use checker::history::{EventKind, Header};
 use checker::{Budget, CheckOptions, CheckReport, ModelKind};
@@ -576,6 +576,8 @@ struct RunInjector<'r, 'p> {
     cluster: &'r mut Cluster,
     nemeses: Nemeses,
     recording: &'r Recording,
+    /// What targeting knows: the latest status of the nodes and whom each fault last hit.
+    view: ClusterView,
 }
 
 impl RunInjector<'_, '_> {
@@ -605,23 +607,21 @@ impl RunInjector<'_, '_> {
 
 impl Injector for RunInjector<'_, '_> {
     async fn start(&mut self, fault: &ScheduledFault) -> Result<ActiveFault, FaultError> {
-        let (wanted, leader) = match &fault.targets {
-            Targets::Nodes(ids) => (ids.clone(), None),
-            Targets::Leader => {
-                let leader = self.cluster.leader().await;
-                (leader.into_iter().collect(), leader)
-            }
+        if fault.targets.decided_at_start() {
+            self.view.nodes = self.cluster.view().await;
+        }
+        let (wanted, why_none) = match fault.targets.pick(&self.view) {
+            Ok(wanted) => (wanted, None),
+            Err(why) => (Vec::new(), Some(why)),
         };
         let spec = &self.run.plan.faults[fault.plan_index].spec;
+        // Started even with no target, so that its end (and the report) find it like any other.
         let hit = self
             .nemeses
             .start(&mut *self.cluster.supervisor, fault, spec, &wanted)
             .inspect_err(|e| self.failed(e))?;
-        let note = match (&fault.targets, hit.is_empty()) {
-            (Targets::Leader, true) if leader.is_none() => Some("no leader to target"),
-            (_, true) => Some("every target was already down"),
-            _ => None,
-        };
+        let note = why_none.or(hit.is_empty().then_some("every target was already down"));
+        self.view.last_hit.insert(fault.plan_index, hit.clone());
         self.record("start", fault, &hit, note);
         self.run.progress.line(&format!(
             "  +{:.1}s {} {} -> {:?}",
@@ -693,6 +693,7 @@ async fn inject_faults(
         nemeses: Nemeses::new(cluster.ids(), network, clocks),
         cluster,
         recording,
+        view: ClusterView::default(),
     };
     let phase_start = tokio::time::Instant::now();
     driver::drive(

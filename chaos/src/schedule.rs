@@ -3,14 +3,14 @@
 
 use crate::faults::network::topology::Topology;
 use crate::faults::FaultSpec;
-use crate::plan::{FaultPlan, Plan, Target};
+use crate::plan::{Edge, Plan, Target};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Whom a scheduled fault hits: fixed nodes, or whoever leads when it starts.
+/// Whom a scheduled fault hits: fixed nodes, or nodes picked by the cluster's state when it starts.
 #[derive(Clone, PartialEq, Eq, Debug, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Targets {
@@ -18,6 +18,94 @@ pub enum Targets {
     Nodes(Vec<u64>),
     /// The leader at the fault's start.
     Leader,
+    /// One of the followers at the fault's start: the `pick`-th modulo their number (drawn with the seed, so
+    /// the same cluster state gives the same choice).
+    Follower {
+        /// The seeded draw.
+        pick: u64,
+    },
+    /// The follower with the lowest applied index at the fault's start.
+    Lagging,
+    /// The nodes the latest occurrence of another fault hit.
+    SameAs {
+        /// That fault's name.
+        name: String,
+        /// Its place in the plan.
+        plan_index: usize,
+    },
+}
+
+/// What the cluster looks like when a fault starts, as far as choosing its targets needs.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterView {
+    /// Each node that answered: (id, whether it leads in the highest term seen, applied index if known).
+    pub nodes: Vec<NodeView>,
+    /// The nodes the latest occurrence of each plan fault hit, by plan index.
+    pub last_hit: std::collections::HashMap<usize, Vec<u64>>,
+}
+
+/// One node as seen when a fault starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeView {
+    /// Its id.
+    pub id: u64,
+    /// Whether it is the leader.
+    pub leader: bool,
+    /// Its applied index, if the target reports one.
+    pub applied: Option<u64>,
+}
+
+impl Targets {
+    /// Whether the nodes are only known when the fault starts (and need a [`ClusterView`]).
+    pub fn decided_at_start(&self) -> bool {
+        !matches!(self, Targets::Nodes(_))
+    }
+
+    /// The nodes to hit given the cluster as it is now, or why there are none.
+    pub fn pick(&self, view: &ClusterView) -> Result<Vec<u64>, &'static str> {
+        let followers =
+            || -> Vec<NodeView> { view.nodes.iter().filter(|n| !n.leader).copied().collect() };
+        let picked = match self {
+            Targets::Nodes(ids) => ids.clone(),
+            Targets::Leader => view
+                .nodes
+                .iter()
+                .filter(|n| n.leader)
+                .map(|n| n.id)
+                .collect(),
+            Targets::Follower { pick } => {
+                let f = followers();
+                if f.is_empty() {
+                    return Err("no follower answered");
+                }
+                vec![f[(*pick % f.len() as u64) as usize].id]
+            }
+            Targets::Lagging => {
+                // Lowest applied index; ties go to the lowest id, so the choice is reproducible.
+                let f = followers();
+                let behind = f
+                    .iter()
+                    .filter(|n| n.applied.is_some())
+                    .min_by_key(|n| (n.applied, n.id));
+                match behind {
+                    Some(n) => vec![n.id],
+                    None if f.is_empty() => return Err("no follower answered"),
+                    None => return Err("the target reports no applied index"),
+                }
+            }
+            Targets::SameAs { plan_index, .. } => match view.last_hit.get(plan_index) {
+                Some(nodes) => nodes.clone(),
+                None => return Err("the fault it follows has not hit anyone yet"),
+            },
+        };
+        if picked.is_empty() {
+            return Err(match self {
+                Targets::Leader => "no leader to target",
+                _ => "the fault it follows hit nobody",
+            });
+        }
+        Ok(picked)
+    }
 }
 
 impl std::fmt::Display for Targets {
@@ -28,6 +116,9 @@ impl std::fmt::Display for Targets {
                 f.write_str(&names.join(","))
             }
             Targets::Leader => f.write_str("leader"),
+            Targets::Follower { .. } => f.write_str("follower"),
+            Targets::Lagging => f.write_str("lagging"),
+            Targets::SameAs { name, .. } => write!(f, "same-as {name}"),
         }
     }
 }
@@ -80,12 +171,24 @@ fn resolve(target: Target, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
         Target::Minority => pick((nodes - 1) / 2, rng),
         Target::Majority => pick(nodes / 2 + 1, rng),
         Target::All => Targets::Nodes(all.clone()),
+        Target::Follower => Targets::Follower { pick: rng.gen() },
+        Target::Lagging => Targets::Lagging,
     }
 }
 
 /// Whom a fault hits, by kind: partitions whose shape is random (random halves, the order of a ring or bridge)
 /// are drawn here, so the timeline says exactly which links will be cut.
-fn resolve_for(fault: &FaultPlan, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
+fn resolve_for(plan: &Plan, index: usize, rng: &mut ChaCha8Rng) -> Targets {
+    let fault = &plan.faults[index];
+    let nodes = plan.cluster.nodes;
+    if let Some(name) = &fault.same_as {
+        if let Ok(plan_index) = plan.fault_named(index, name) {
+            return Targets::SameAs {
+                name: name.clone(),
+                plan_index,
+            };
+        }
+    }
     let all: Vec<u64> = (1..=nodes as u64).collect();
     let topology = match &fault.spec {
         FaultSpec::Partition(p) => Some(&p.topology),
@@ -108,12 +211,18 @@ fn resolve_for(fault: &FaultPlan, nodes: usize, rng: &mut ChaCha8Rng) -> Targets
     }
 }
 
-/// The timeline of `plan` under `seed`, sorted by start time.
+/// The timeline of `plan` under `seed`, sorted by start time (a fault ends before another starts at the same
+/// instant).
 pub fn schedule(plan: &Plan, seed: u64) -> Vec<ScheduledFault> {
     let phase = plan.duration.0;
-    let mut out = Vec::new();
+    let mut out: Vec<ScheduledFault> = Vec::new();
+    let mut waiting: Vec<usize> = Vec::new();
     for (plan_index, fault) in plan.faults.iter().enumerate() {
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, &format!("fault-{plan_index}")));
+        if fault.trigger.is_some() {
+            waiting.push(plan_index);
+            continue;
+        }
+        let mut rng = fault_rng(seed, plan_index);
         let mut starts: Vec<Duration> = fault.at.iter().map(|d| d.0).collect();
         if let Some(every) = fault.every {
             let mut t = Duration::ZERO;
@@ -130,28 +239,99 @@ pub fn schedule(plan: &Plan, seed: u64) -> Vec<ScheduledFault> {
                 starts.push(t);
             }
         }
-        for start in starts {
-            let targets = resolve_for(fault, plan.cluster.nodes, &mut rng);
-            if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) {
-                continue; // A minority of a single-node cluster is nobody.
-            }
-            out.push(ScheduledFault {
-                id: 0,
+        push_occurrences(plan, plan_index, &starts, &mut rng, &mut out);
+    }
+    // Triggered faults, each once the fault that triggers it is on the timeline (validation refuses loops).
+    let mut scheduled: Vec<bool> = plan.faults.iter().map(|f| f.trigger.is_none()).collect();
+    loop {
+        let mut progressed = false;
+        for &plan_index in &waiting {
+            let trigger = plan.faults[plan_index].trigger.as_ref().expect("triggered");
+            let source = match plan.fault_named(plan_index, &trigger.fault) {
+                Ok(source) if scheduled[source] && !scheduled[plan_index] => source,
+                _ => continue,
+            };
+            let starts = triggered_starts(plan, plan_index, source, &out);
+            push_occurrences(
+                plan,
                 plan_index,
-                kind: fault.spec.kind(),
-                label: fault.label().to_string(),
-                targets,
-                start,
-                end: (start + fault.duration.0).min(phase),
-                clipped: start + fault.duration.0 > phase,
-            });
+                &starts,
+                &mut fault_rng(seed, plan_index),
+                &mut out,
+            );
+            scheduled[plan_index] = true;
+            progressed = true;
+        }
+        if !progressed {
+            break;
         }
     }
+    // Ends sort before starts at the same instant in the driver; here, by start and then plan order.
     out.sort_by_key(|f| (f.start, f.plan_index));
     for (i, f) in out.iter_mut().enumerate() {
         f.id = i;
     }
     out
+}
+
+/// The start times of triggered fault `plan_index`: each start or end of fault `source`, plus the wait.
+fn triggered_starts(
+    plan: &Plan,
+    plan_index: usize,
+    source: usize,
+    timeline: &[ScheduledFault],
+) -> Vec<Duration> {
+    let fault = &plan.faults[plan_index];
+    let trigger = fault.trigger.as_ref().expect("triggered");
+    let mut edges: Vec<Duration> = timeline
+        .iter()
+        .filter(|f| f.plan_index == source)
+        .map(|f| match trigger.edge {
+            Edge::Start => f.start,
+            Edge::End => f.end,
+        } + trigger.wait.0)
+        .collect();
+    edges.sort_unstable();
+    let mut starts: Vec<Duration> = Vec::new();
+    for start in edges {
+        // A fault never overlaps itself: an occurrence that would start before the last one ended is left out.
+        let free = starts.last().is_none_or(|s| *s + fault.duration.0 <= start);
+        if start < plan.duration.0 && free {
+            starts.push(start);
+        }
+    }
+    starts
+}
+
+fn fault_rng(seed: u64, plan_index: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(derive_seed(seed, &format!("fault-{plan_index}")))
+}
+
+fn push_occurrences(
+    plan: &Plan,
+    plan_index: usize,
+    starts: &[Duration],
+    rng: &mut ChaCha8Rng,
+    out: &mut Vec<ScheduledFault>,
+) {
+    let fault = &plan.faults[plan_index];
+    let phase = plan.duration.0;
+    for &start in starts {
+        let targets = resolve_for(plan, plan_index, rng);
+        if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) {
+            continue; // A minority of a single-node cluster is nobody.
+        }
+        out.push(ScheduledFault {
+            id: 0,
+            plan_index,
+            kind: fault.spec.kind(),
+            label: fault.label().to_string(),
+            targets,
+            start,
+            end: (start + fault.duration.0).min(phase),
+            clipped: start + fault.duration.0 > phase,
+        });
+    }
 }
 
 /// The timeline for people, as `chaos validate` prints it.
@@ -175,9 +355,13 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
     }
     for f in timeline {
         let mut note = String::new();
-        if f.targets == Targets::Leader {
-            note.push_str(" (whoever leads then)");
-        }
+        note.push_str(match &f.targets {
+            Targets::Nodes(_) => "",
+            Targets::Leader => " (whoever leads then)",
+            Targets::Follower { .. } => " (a follower then)",
+            Targets::Lagging => " (the follower furthest behind then)",
+            Targets::SameAs { .. } => " (the nodes that fault last hit)",
+        });
         if f.clipped {
             note.push_str(" (cut short: the fault phase ends)");
         }
@@ -245,5 +429,114 @@ mod tests {
             ]
         );
         assert!(render(&p, 1, &t).contains("(whoever leads then)"));
+    }
+
+    #[test]
+    fn triggered_faults_follow_their_trigger_and_chain() {
+        let p = plan(
+            "[[faults]]\nname = \"cut\"\nkind = \"partition\"\ntopology = \"isolate\"\ntarget = \"lagging\"\nat = [\"2s\", \"9s\"]\nduration = \"3s\"\n\
+             [[faults]]\nname = \"kill-after\"\nkind = \"kill\"\ntarget = \"leader\"\nafter = \"cut\"\nduration = \"1s\"\n\
+             [[faults]]\nname = \"slow\"\nkind = \"clock-drift\"\nclock_rate = 0.5\nsame_as = \"cut\"\nwhen = \"cut\"\nwait = \"100ms\"\nduration = \"2s\"\n\
+             [[faults]]\nname = \"voter\"\nkind = \"kill\"\ntarget = \"follower\"\nwhen = \"kill-after\"\nwait = \"150ms\"\nduration = \"300ms\"\n",
+        );
+        let t = schedule(&p, 5);
+        let times = |label: &str| -> Vec<(u128, u128)> {
+            t.iter()
+                .filter(|f| f.label == label)
+                .map(|f| (f.start.as_millis(), f.end.as_millis()))
+                .collect()
+        };
+        assert_eq!(times("cut"), vec![(2000, 5000), (9000, 12000)]);
+        assert_eq!(times("kill-after"), vec![(5000, 6000), (12000, 13000)]);
+        assert_eq!(times("slow"), vec![(2100, 4100), (9100, 11100)]);
+        assert_eq!(times("voter"), vec![(5150, 5450), (12150, 12450)]);
+        let slow = t.iter().find(|f| f.label == "slow").unwrap();
+        assert_eq!(
+            slow.targets,
+            Targets::SameAs {
+                name: "cut".into(),
+                plan_index: 0
+            }
+        );
+        assert_eq!(
+            t.iter().find(|f| f.label == "cut").unwrap().targets,
+            Targets::Lagging
+        );
+        assert!(t.windows(2).all(|w| w[0].start <= w[1].start));
+        assert!(render(&p, 5, &t).contains("(the nodes that fault last hit)"));
+    }
+
+    #[test]
+    fn a_triggered_fault_never_overlaps_itself_and_stays_in_the_phase() {
+        let p = plan(
+            "[[faults]]\nname = \"k\"\nkind = \"kill\"\ntarget = \"leader\"\nat = [\"1s\", \"1500ms\", \"19500ms\"]\nduration = \"100ms\"\n\
+             [[faults]]\nkind = \"pause\"\ntarget = \"follower\"\nwhen = \"k\"\nduration = \"1s\"\n",
+        );
+        let pauses: Vec<u128> = schedule(&p, 1)
+            .iter()
+            .filter(|f| f.kind == "pause")
+            .map(|f| f.start.as_millis())
+            .collect();
+        // 1.5 s would overlap the pause started at 1 s; 19.5 s starts in the phase and is clipped at its end.
+        assert_eq!(pauses, vec![1000, 19500]);
+    }
+
+    fn view(nodes: &[(u64, bool, Option<u64>)]) -> ClusterView {
+        ClusterView {
+            nodes: nodes
+                .iter()
+                .map(|&(id, leader, applied)| NodeView {
+                    id,
+                    leader,
+                    applied,
+                })
+                .collect(),
+            last_hit: Default::default(),
+        }
+    }
+
+    #[test]
+    fn targets_decided_at_start_pick_from_the_cluster_as_it_is() {
+        let v = view(&[
+            (1, false, Some(40)),
+            (2, true, Some(50)),
+            (3, false, Some(12)),
+            (4, false, Some(12)),
+        ]);
+        assert_eq!(Targets::Leader.pick(&v), Ok(vec![2]));
+        assert_eq!(
+            Targets::Lagging.pick(&v),
+            Ok(vec![3]),
+            "lowest applied, ties to the lowest id"
+        );
+        assert_eq!(
+            Targets::Follower { pick: 4 }.pick(&v),
+            Ok(vec![3]),
+            "4 mod 3 followers"
+        );
+        let same = Targets::SameAs {
+            name: "cut".into(),
+            plan_index: 0,
+        };
+        assert_eq!(
+            same.pick(&v),
+            Err("the fault it follows has not hit anyone yet")
+        );
+        let mut v2 = v.clone();
+        v2.last_hit.insert(0, vec![2, 4]);
+        assert_eq!(same.pick(&v2), Ok(vec![2, 4]));
+        let leaderless = view(&[(1, false, None), (3, false, None)]);
+        assert_eq!(
+            Targets::Leader.pick(&leaderless),
+            Err("no leader to target")
+        );
+        assert_eq!(
+            Targets::Lagging.pick(&leaderless),
+            Err("the target reports no applied index")
+        );
+        assert_eq!(
+            Targets::Follower { pick: 0 }.pick(&view(&[])),
+            Err("no follower answered")
+        );
     }
 }

@@ -71,7 +71,7 @@ fn cross_field_errors_name_the_field() {
         "p.toml: faults[0].target: n7 does not exist: the cluster has 3 nodes"
     );
     let e = err(&format!("{MINIMAL}[[faults]]\nkind = \"pause\"\n"));
-    assert!(e.contains("faults[0].at: give either"), "{e}");
+    assert!(e.contains("faults[0].at: give one of"), "{e}");
     let e = err(&format!(
         "{MINIMAL}[[faults]]\nkind = \"melt\"\nevery = \"1s\"\n"
     ));
@@ -168,4 +168,72 @@ fn etcd_refuses_what_it_cannot_honour() {
     assert!(e.contains("netns"), "{e}");
     let kill = "name = \"t\"\nduration = \"5s\"\n[cluster]\ntarget = \"etcd\"\n[[faults]]\nkind = \"kill\"\nevery = \"1s\"\n";
     Plan::parse(kill, "p.toml").unwrap();
+}
+
+#[test]
+fn composed_faults_name_faults_that_exist_once_and_never_loop() {
+    let ok = format!(
+        "{MINIMAL}[[faults]]\nname = \"cut\"\nkind = \"partition\"\ntopology = \"isolate\"\ntarget = \"leader\"\nat = [\"1s\"]\n\
+         [[faults]]\nkind = \"clock-drift\"\nclock_rate = 0.5\nsame_as = \"cut\"\nwhen = \"cut\"\n\
+         [[faults]]\nkind = \"packet\"\ntarget = \"lagging\"\nloss = 0.2\ndelay = \"5ms\"\nafter = \"cut\"\nwait = \"200ms\"\n"
+    );
+    let plan = Plan::parse(&ok, "p.toml").unwrap();
+    assert_eq!(plan.faults[1].same_as.as_deref(), Some("cut"));
+    let t = plan.faults[2].trigger.as_ref().unwrap();
+    assert_eq!(
+        (t.fault.as_str(), t.edge, t.wait.0),
+        ("cut", Edge::End, Duration::from_millis(200))
+    );
+    let json = serde_json::to_value(&plan.faults[2]).unwrap();
+    assert_eq!(
+        (
+            json["after"].as_str(),
+            json["wait"].as_str(),
+            json["delay"].as_str()
+        ),
+        (Some("cut"), Some("200ms"), Some("5ms"))
+    );
+
+    let missing = err(&format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n[[faults]]\nkind = \"pause\"\nafter = \"cutt\"\n"));
+    assert!(
+        missing.contains(
+            "faults[1].after: no fault is called \"cutt\"; the faults are called kill, pause"
+        ),
+        "{missing}"
+    );
+    let ambiguous = err(&format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n[[faults]]\nkind = \"kill\"\nat = [\"2s\"]\n[[faults]]\nkind = \"pause\"\nsame_as = \"kill\"\nat = [\"3s\"]\n"));
+    assert!(
+        ambiguous.contains("faults[2].same_as: \"kill\" is ambiguous"),
+        "{ambiguous}"
+    );
+    let looped = err(&format!("{MINIMAL}[[faults]]\nname = \"a\"\nkind = \"kill\"\nafter = \"b\"\n[[faults]]\nname = \"b\"\nkind = \"pause\"\nwhen = \"a\"\n"));
+    assert!(
+        looped.contains("faults[0].after: \"b\" is started, directly or not, by this fault"),
+        "{looped}"
+    );
+    let itself = err(&format!(
+        "{MINIMAL}[[faults]]\nname = \"a\"\nkind = \"kill\"\nsame_as = \"a\"\nat = [\"1s\"]\n"
+    ));
+    assert!(itself.contains("\"a\" is this fault itself"), "{itself}");
+    let both = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\nevery = \"2s\"\n"
+    ));
+    assert!(both.contains("give one of `at`"), "{both}");
+    let two_targets = err(&format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n[[faults]]\nkind = \"pause\"\ntarget = \"n1\"\nsame_as = \"kill\"\nat = [\"2s\"]\n"));
+    assert!(
+        two_targets.contains("either `target` or `same_as`"),
+        "{two_targets}"
+    );
+    let stray_wait = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\nwait = \"1s\"\n"
+    ));
+    assert!(
+        stray_wait.contains("`wait` only goes with `when` or `after`"),
+        "{stray_wait}"
+    );
+    let too_long = err(&format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n[[faults]]\nkind = \"pause\"\nafter = \"kill\"\nwait = \"3s\"\nduration = \"3s\"\n"));
+    assert!(
+        too_long.contains("faults[1].wait: wait 3s plus duration 3s do not fit"),
+        "{too_long}"
+    );
 }

@@ -131,6 +131,10 @@ pub enum Target {
     Majority,
     /// Every node.
     All,
+    /// A follower chosen with the seed among those following when the fault starts.
+    Follower,
+    /// The follower furthest behind (lowest applied index) when the fault starts.
+    Lagging,
 }
 
 impl fmt::Display for Target {
@@ -142,6 +146,8 @@ impl fmt::Display for Target {
             Target::Minority => f.write_str("minority"),
             Target::Majority => f.write_str("majority"),
             Target::All => f.write_str("all"),
+            Target::Follower => f.write_str("follower"),
+            Target::Lagging => f.write_str("lagging"),
         }
     }
 }
@@ -161,6 +167,8 @@ impl<'de> Deserialize<'de> for Target {
             "minority" => Some(Target::Minority),
             "majority" => Some(Target::Majority),
             "all" => Some(Target::All),
+            "follower" => Some(Target::Follower),
+            "lagging" => Some(Target::Lagging),
             other => other
                 .strip_prefix('n')
                 .and_then(|n| n.parse().ok())
@@ -169,7 +177,7 @@ impl<'de> Deserialize<'de> for Target {
         };
         parsed.ok_or_else(|| {
             de::Error::custom(format!(
-                "expected a target: \"n1\", \"random\", \"leader\", \"minority\", \"majority\" or \"all\", got {text:?}"
+                "expected a target: \"n1\", \"random\", \"leader\", \"follower\", \"lagging\", \"minority\", \"majority\" or \"all\", got {text:?}"
             ))
         })
     }

@@ -173,11 +173,41 @@ impl Plan {
 
     fn validate_fault(&self, i: usize) -> Result<(), (&'static str, String)> {
         let f = &self.faults[i];
-        if f.at.is_empty() == f.every.is_none() {
+        let ways = usize::from(!f.at.is_empty())
+            + usize::from(f.every.is_some())
+            + usize::from(f.trigger.is_some());
+        if ways != 1 {
             return Err((
                 "at",
-                "give either `at` (fixed times) or `every` (random interval)".into(),
+                "give one of `at` (fixed times), `every` (random interval), `when` (with another fault's \
+                 start) or `after` (at another fault's end)"
+                    .into(),
             ));
+        }
+        if let Some(t) = &f.trigger {
+            let key = t.edge.key();
+            let other = self.fault_named(i, &t.fault).map_err(|m| (key, m))?;
+            if self.trigger_loops(i, other) {
+                return Err((
+                    key,
+                    format!(
+                        "{:?} is started, directly or not, by this fault: the triggers form a loop",
+                        t.fault
+                    ),
+                ));
+            }
+            if t.wait.0 + f.duration.0 > self.duration.0 {
+                return Err((
+                    "wait",
+                    format!(
+                        "wait {} plus duration {} do not fit in the fault phase ({})",
+                        t.wait, f.duration, self.duration
+                    ),
+                ));
+            }
+        }
+        if let Some(name) = &f.same_as {
+            self.fault_named(i, name).map_err(|m| ("same_as", m))?;
         }
         if let Some(every) = f.every {
             if every.0 < Duration::from_millis(10) {
@@ -237,6 +267,46 @@ impl Plan {
             ));
         }
         Ok(())
+    }
+}
+
+impl Plan {
+    /// The index of the fault called `name` (its `name`, or its kind when it has none), referred to by fault
+    /// `from`; it must exist, be another fault, and be the only one with that name.
+    pub(crate) fn fault_named(&self, from: usize, name: &str) -> Result<usize, String> {
+        let found: Vec<usize> = (0..self.faults.len())
+            .filter(|&j| self.faults[j].label() == name)
+            .collect();
+        match found.as_slice() {
+            [] => {
+                let names: Vec<&str> = self.faults.iter().map(|f| f.label()).collect();
+                Err(format!("no fault is called {name:?}; the faults are called {}", names.join(", ")))
+            }
+            [j] if *j == from => Err(format!("{name:?} is this fault itself")),
+            [j] => Ok(*j),
+            many => Err(format!(
+                "{name:?} is ambiguous: faults{many:?} are all called that; give them distinct `name`s"
+            )),
+        }
+    }
+
+    /// Whether following triggers from fault `start` leads back to fault `me`.
+    fn trigger_loops(&self, me: usize, start: usize) -> bool {
+        let mut at = start;
+        for _ in 0..=self.faults.len() {
+            if at == me {
+                return true;
+            }
+            match self.faults[at]
+                .trigger
+                .as_ref()
+                .map(|t| self.fault_named(at, &t.fault))
+            {
+                Some(Ok(next)) => at = next,
+                _ => return false,
+            }
+        }
+        true
     }
 }
 
