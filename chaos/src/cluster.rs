@@ -7,7 +7,7 @@
 use crate::faults::clock::{ClockBackend, ShimClocks};
 use crate::faults::network::nftables::{self, NftFamily, NftNetwork};
 use crate::faults::network::relay::RelayNetwork;
-use crate::faults::network::NetworkBackend;
+use crate::faults::network::{self, NetworkBackend};
 use crate::hosts::netns::NetnsHosts;
 use crate::hosts::ssh::{RemoteProcesses, Ssh};
 use crate::hosts::{free_port, Placement};
@@ -209,7 +209,7 @@ impl Cluster {
         if !plan.needs_network() {
             return Ok(());
         }
-        let ips: BTreeMap<u64, Ipv4Addr> = self
+        let mut ips: BTreeMap<u64, Ipv4Addr> = self
             .layout
             .nodes
             .iter()
@@ -218,6 +218,12 @@ impl Cluster {
                 IpAddr::V6(_) => None,
             })
             .collect();
+        if plan.uses_client_links() {
+            // Validation keeps these to local hosts, where the clients' loopback addresses exist.
+            for i in 0..plan.workload.clients {
+                ips.insert(network::client_id(i), nftables::client_ip(i));
+            }
+        }
         if !self.machines.is_empty() {
             let mut tables = Vec::new();
             let mut seen: Vec<String> = Vec::new();

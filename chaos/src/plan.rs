@@ -545,6 +545,11 @@ impl Plan {
         self.uses(Family::Network)
     }
 
+    /// Whether any fault reaches the links between clients and nodes.
+    pub fn uses_client_links(&self) -> bool {
+        self.faults.iter().any(|f| f.spec.touches_clients())
+    }
+
     /// Whether any fault needs the clock shim.
     pub fn needs_clock_shim(&self) -> bool {
         self.uses(Family::Clock)

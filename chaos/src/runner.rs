@@ -690,7 +690,8 @@ async fn inject_faults(
     let (network, clocks) = cluster.take_backends();
     let mut injector = RunInjector {
         run,
-        nemeses: Nemeses::new(cluster.ids(), network, clocks),
+        nemeses: Nemeses::new(cluster.ids(), network, clocks)
+            .with_clients(client_link_ids(run.plan)),
         cluster,
         recording,
         view: ClusterView::default(),
@@ -713,6 +714,16 @@ async fn inject_faults(
         .recorder
         .note("nemesis", EventKind::Info, "heal", value);
     Ok(())
+}
+
+/// The link ids of the clients, when faults reach client links (none otherwise).
+fn client_link_ids(plan: &Plan) -> Vec<u64> {
+    if !plan.uses_client_links() {
+        return Vec::new();
+    }
+    (0..plan.workload.clients)
+        .map(crate::faults::network::client_id)
+        .collect()
 }
 
 /// Stops the nodes; returns the exits nobody caused (crashes of the system under test).

@@ -105,6 +105,15 @@ impl FaultSpec {
         }
     }
 
+    /// Whether it degrades links between clients and nodes.
+    pub fn touches_clients(&self) -> bool {
+        match self {
+            FaultSpec::Partition(p) => p.touches_clients(),
+            FaultSpec::Packet(p) => p.touches_clients(),
+            _ => false,
+        }
+    }
+
     /// The parameters for people: "  topology isolate", "  loss 0.1  delay 20ms", "  offset +10s".
     pub fn describe(&self) -> String {
         let value = serde_json::to_value(self).unwrap_or_default();
@@ -139,6 +148,8 @@ pub struct Nemeses {
     network: Option<network::NetworkNemesis>,
     clock: Option<clock::ClockNemesis>,
     nodes: Vec<u64>,
+    /// The clients' link ids, when the plan has faults on client links (see [`network::client_id`]).
+    clients: Vec<u64>,
     /// Grace period of `terminate` before SIGKILL.
     pub terminate_grace: Duration,
 }
@@ -154,8 +165,15 @@ impl Nemeses {
             network: network.map(network::NetworkNemesis::new),
             clock: clocks.map(|c| clock::ClockNemesis::new(c, nodes.clone())),
             nodes,
+            clients: Vec::new(),
             terminate_grace: Duration::from_secs(2),
         }
+    }
+
+    /// Lets network faults reach these clients' links.
+    pub fn with_clients(mut self, clients: Vec<u64>) -> Nemeses {
+        self.clients = clients;
+        self
     }
 
     /// Starts `fault` on `targets`; returns the nodes it hit.
@@ -177,7 +195,8 @@ impl Nemeses {
                 .start(supervisor, targets, self.terminate_grace)
                 .map_err(fail),
             FaultSpec::Partition(p) => {
-                let cuts = p.cuts(targets, &self.nodes);
+                let mut cuts = p.cuts(targets, &self.nodes);
+                cuts.extend(p.client_cuts(&cuts, &self.nodes, &self.clients));
                 let cut = network::LinkDegradation {
                     cut: true,
                     ..Default::default()
@@ -189,7 +208,7 @@ impl Nemeses {
                 Ok(targets.to_vec())
             }
             FaultSpec::Packet(p) => {
-                let links = p.links(targets, &self.nodes);
+                let links = p.links(targets, &self.nodes, &self.clients);
                 self.network_mut(&fail)?
                     .start(fault.id, links)
                     .map_err(fail)?;

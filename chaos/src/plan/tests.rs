@@ -237,3 +237,22 @@ fn composed_faults_name_faults_that_exist_once_and_never_loop() {
         "{too_long}"
     );
 }
+
+#[test]
+fn client_link_faults_need_kernel_rules_on_local_hosts() {
+    let fault = "[[faults]]\nkind = \"packet\"\ntarget = \"leader\"\nloss = 1.0\nlinks = \"answers\"\nevery = \"2s\"\n\
+                 [[faults]]\nkind = \"partition\"\ntopology = \"isolate\"\ntarget = \"leader\"\nclients = \"follow\"\nevery = \"2s\"\n";
+    let e = err(&format!("{MINIMAL}{fault}"));
+    assert!(
+        e.contains("faults[0].links: faults on client links need cluster.network = \"nftables\""),
+        "{e}"
+    );
+    let plan = Plan::parse(
+        &format!("{MINIMAL}[cluster]\nnetwork = \"nftables\"\n{fault}"),
+        "p.toml",
+    )
+    .unwrap();
+    assert!(plan.uses_client_links());
+    let e = err(&format!("{MINIMAL}[cluster]\nnetwork = \"nftables\"\n[[faults]]\nkind = \"partition\"\ntopology = \"isolate\"\nclients = \"everyone\"\nevery = \"2s\"\n"));
+    assert!(e.contains("unknown variant `everyone`"), "{e}");
+}

@@ -259,6 +259,19 @@ impl Plan {
                 ));
             }
         }
+        if f.spec.touches_clients() && !(kernel && self.cluster.hosts == HostsKind::Local) {
+            let field = if matches!(f.spec, FaultSpec::Partition(_)) {
+                "clients"
+            } else {
+                "links"
+            };
+            return Err((
+                field,
+                "faults on client links need cluster.network = \"nftables\" on local hosts (each client sends \
+                 from a loopback address of its own, which kernel rules can tell apart)"
+                    .into(),
+            ));
+        }
         if f.spec.family() == Family::Clock && self.cluster.hosts != HostsKind::Local {
             return Err((
                 "kind",

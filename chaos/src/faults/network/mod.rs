@@ -13,6 +13,61 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use topology::{Cuts, Topology};
 
+/// Clients appear in links as ids above this: client `i` (0-based) is `CLIENT_ID_BASE + 1 + i`, so a link
+/// map can hold node–node and node–client links alike. Only the nftables backend can carry client links
+/// (each client sends from a loopback address of its own; see [`nftables::client_ip`]).
+pub const CLIENT_ID_BASE: u64 = 1000;
+
+/// The link id of client `index` (0-based).
+pub fn client_id(index: usize) -> u64 {
+    CLIENT_ID_BASE + 1 + index as u64
+}
+
+/// Whether link id `id` is a client.
+pub fn is_client(id: u64) -> bool {
+    id > CLIENT_ID_BASE
+}
+
+/// What a partition does to the links between clients and nodes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientLinks {
+    /// Clients reach every node (the default).
+    #[default]
+    Untouched,
+    /// Each client has a home node (client i on node i mod n, in id order) and loses every link its home node
+    /// lost: a client stays with the old leader when the leader is cut off, while others reach the new one.
+    Follow,
+}
+
+impl ClientLinks {
+    fn is_untouched(&self) -> bool {
+        *self == ClientLinks::Untouched
+    }
+}
+
+/// Which links of its targets a packet fault degrades.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PacketLinks {
+    /// Links to and from the other nodes (the default).
+    #[default]
+    Peers,
+    /// Links to and from every client.
+    Clients,
+    /// Only the links from the targets to the clients: requests arrive and are carried out, their answers are
+    /// lost (the client must treat the outcome as unknown and retry).
+    Answers,
+    /// Peers and clients.
+    All,
+}
+
+impl PacketLinks {
+    fn is_peers(&self) -> bool {
+        *self == PacketLinks::Peers
+    }
+}
+
 /// The plan kinds of this family.
 pub const KINDS: [&str; 2] = ["partition", "packet"];
 
@@ -51,6 +106,9 @@ pub struct PartitionFault {
     /// With topology "groups": the groups, by node id.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<Vec<u64>>,
+    /// What happens to the clients' links.
+    #[serde(default, skip_serializing_if = "ClientLinks::is_untouched")]
+    pub clients: ClientLinks,
 }
 
 /// A packet fault's plan fields (at least one).
@@ -75,9 +133,35 @@ pub struct PacketFault {
     /// Bandwidth limit in bytes per second.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit_bytes_per_s: Option<u64>,
+    /// Which of the targets' links: "peers", "clients", "answers" or "all".
+    #[serde(default, skip_serializing_if = "PacketLinks::is_peers")]
+    pub links: PacketLinks,
 }
 
 impl PartitionFault {
+    /// Whether it touches client links.
+    pub fn touches_clients(&self) -> bool {
+        !self.clients.is_untouched()
+    }
+
+    /// The client links cut along with the node links `cuts`: each client loses what its home node lost.
+    pub fn client_cuts(&self, cuts: &Cuts, all: &[u64], clients: &[u64]) -> Cuts {
+        let mut out = Cuts::new();
+        if self.clients == ClientLinks::Untouched || all.is_empty() {
+            return out;
+        }
+        for (i, &client) in clients.iter().enumerate() {
+            let home = all[i % all.len()];
+            for &node in all.iter().filter(|&&n| n != home) {
+                if cuts.contains(&(home, node)) || cuts.contains(&(node, home)) {
+                    out.insert((client, node));
+                    out.insert((node, client));
+                }
+            }
+        }
+        out
+    }
+
     /// Checks the topology against the cluster's size.
     pub fn validate(&self, nodes: usize) -> Result<(), (&'static str, String)> {
         match self.topology {
@@ -160,13 +244,18 @@ impl PacketFault {
     pub fn only_loss(&self) -> bool {
         PacketFault {
             loss: None,
+            links: PacketLinks::Peers,
             ..self.clone()
         } == PacketFault::default()
     }
 
     /// Checks the values against what the relay can honour (its own limits, so validate and run agree).
     pub fn validate(&self) -> Result<(), (&'static str, String)> {
-        if *self == PacketFault::default() {
+        if (PacketFault {
+            links: PacketLinks::Peers,
+            ..self.clone()
+        }) == PacketFault::default()
+        {
             return Err((
                 "loss",
                 "a packet fault needs at least one of loss, delay, jitter, duplicate, reorder, \
@@ -202,14 +291,39 @@ impl PacketFault {
             })
     }
 
-    /// The links a packet fault on `targets` degrades: every link to and from each target.
-    pub fn links(&self, targets: &[u64], all: &[u64]) -> BTreeMap<(u64, u64), LinkDegradation> {
+    /// Whether it touches client links.
+    pub fn touches_clients(&self) -> bool {
+        !self.links.is_peers()
+    }
+
+    /// The links a packet fault on `targets` degrades: the links to and from each target, among the nodes
+    /// (`all`) and the clients as `links` says.
+    pub fn links(
+        &self,
+        targets: &[u64],
+        all: &[u64],
+        clients: &[u64],
+    ) -> BTreeMap<(u64, u64), LinkDegradation> {
         let d = self.degradation();
         let mut links = BTreeMap::new();
         for &t in targets {
-            for &other in all.iter().filter(|&&o| o != t) {
-                links.insert((t, other), d);
-                links.insert((other, t), d);
+            if matches!(self.links, PacketLinks::Peers | PacketLinks::All) {
+                for &other in all.iter().filter(|&&o| o != t) {
+                    links.insert((t, other), d);
+                    links.insert((other, t), d);
+                }
+            }
+            for &c in clients {
+                match self.links {
+                    PacketLinks::Peers => {}
+                    PacketLinks::Answers => {
+                        links.insert((t, c), d);
+                    }
+                    PacketLinks::Clients | PacketLinks::All => {
+                        links.insert((t, c), d);
+                        links.insert((c, t), d);
+                    }
+                }
             }
         }
         links
@@ -327,5 +441,61 @@ mod tests {
             ..PacketFault::default()
         };
         assert!(loss.validate().is_ok() && loss.only_loss());
+    }
+
+    #[test]
+    fn clients_follow_their_home_node_and_answers_drop_one_way() {
+        let all = [1, 2, 3];
+        let clients: Vec<u64> = (0..4).map(client_id).collect();
+        let p = PartitionFault {
+            topology: Topology::Isolate,
+            groups: Vec::new(),
+            clients: ClientLinks::Follow,
+        };
+        let cuts = p.cuts(&[2], &all);
+        let client_cuts = p.client_cuts(&cuts, &all, &clients);
+        // Client 0 and 3 live on n1, client 1 on n2 (the isolated node), client 2 on n3.
+        let (c0, c1, c2, c3) = (clients[0], clients[1], clients[2], clients[3]);
+        let expected: Cuts = [
+            (c0, 2),
+            (2, c0),
+            (c3, 2),
+            (2, c3),
+            (c2, 2),
+            (2, c2),
+            (c1, 1),
+            (1, c1),
+            (c1, 3),
+            (3, c1),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(client_cuts, expected);
+        let untouched = PartitionFault {
+            clients: ClientLinks::Untouched,
+            ..p.clone()
+        };
+        assert!(untouched.client_cuts(&cuts, &all, &clients).is_empty());
+
+        let answers = PacketFault {
+            loss: Some(1.0),
+            links: PacketLinks::Answers,
+            ..PacketFault::default()
+        };
+        let links = answers.links(&[2], &all, &clients[..2]);
+        let keys: Vec<(u64, u64)> = links.keys().copied().collect();
+        assert_eq!(
+            keys,
+            vec![(2, c0), (2, c1)],
+            "only node->client, no peer links"
+        );
+        assert!(answers.only_loss(), "links are not a packet effect");
+        assert_eq!(answers.validate(), Ok(()));
+        assert!(answers.touches_clients());
+        let both = PacketFault {
+            links: PacketLinks::All,
+            ..answers
+        };
+        assert_eq!(both.links(&[2], &all, &clients[..1]).len(), 4 + 2);
     }
 }

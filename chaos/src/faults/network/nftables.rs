@@ -132,6 +132,13 @@ pub enum NftError {
     },
 }
 
+/// The loopback address client `index` (0-based) sends from when faults reach client links:
+/// `127.0.(1 + index / 254).(1 + index % 254)`, apart from the nodes' `127.0.0.x` and the ordinary `127.0.0.1`.
+pub fn client_ip(index: usize) -> Ipv4Addr {
+    let third = u8::try_from(1 + index / 254).expect("plans allow at most 1000 clients");
+    Ipv4Addr::new(127, 0, third, (1 + index % 254) as u8)
+}
+
 /// Checks that this backend can work here: running as root and a working `nft`.
 ///
 /// The error names everything that is missing, e.g. `not root; nft not found: apt-get install nftables`.
