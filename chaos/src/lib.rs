@@ -19,6 +19,7 @@
 pub mod bench;
 pub mod check;
 pub mod cluster;
+pub mod detect;
 pub mod driver;
 pub mod events;
 pub mod faults;

@@ -39,6 +39,9 @@ enum Command {
     Report(chaos::report::ReportArgs),
     /// Compare the key figures of two runs.
     Compare(chaos::report::compare::CompareArgs),
+    /// Run the planted-bug catalogue and the bug-free cluster against general plans over seeds; print how
+    /// often and how fast each bug is caught, and false alarms.
+    Detect(chaos::detect::DetectArgs),
     /// Long-running checks with a CI-sized default (e.g. crash every node again and again under writes).
     #[command(subcommand)]
     Soak(chaos::soak::SoakCommand),
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => return chaos::validate::run(args),
         Command::Bench(command) => return chaos::bench::run(command),
         Command::Soak(command) => return chaos::soak::run(command),
+        Command::Detect(args) => return chaos::detect::run(args),
         Command::Check(args) => chaos::check::run(args),
         Command::Report(args) => return chaos::report::run_report(args),
         Command::Compare(args) => return chaos::report::compare::run_compare(args),

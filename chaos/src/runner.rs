@@ -48,6 +48,8 @@ pub struct RunOptions {
     pub out: PathBuf,
     /// No progress display.
     pub quiet: bool,
+    /// Extra arguments for every node, after the plan's (e.g. `--bug no-fsync`).
+    pub node_args: Vec<String>,
 }
 
 use crate::report::CheckVerdict;
@@ -156,6 +158,9 @@ pub fn load_plan(opts: &RunOptions) -> Result<Plan, RunError> {
     if let Some(hosts) = opts.hosts {
         plan.cluster.hosts = hosts;
     }
+    plan.cluster
+        .extra_args
+        .extend(opts.node_args.iter().cloned());
     plan.validate(&format!(
         "{} (with command-line overrides)",
         opts.plan.display()
@@ -935,6 +940,9 @@ pub struct RunArgs {
     /// Print a machine-readable summary on stdout.
     #[arg(long)]
     pub json: bool,
+    /// An extra argument for every node, after the plan's (repeat it: `--node-arg=--bug --node-arg=no-fsync`).
+    #[arg(long = "node-arg", allow_hyphen_values = true)]
+    pub node_args: Vec<String>,
 }
 
 fn parse_hosts(text: &str) -> Result<crate::plan::HostsKind, String> {
@@ -966,6 +974,7 @@ pub fn run_command(args: &RunArgs) -> std::process::ExitCode {
         hosts: args.hosts,
         out: args.out.clone(),
         quiet: args.quiet,
+        node_args: args.node_args.clone(),
     };
     let result = match runtime() {
         Ok(rt) => {

@@ -31,7 +31,7 @@ impl ProcessFault {
         };
         Some(match rest.keys().next() {
             Some(key) => Err(format!(
-                "unknown field `{key}`: a {kind} fault takes only the common fields (name, target, at, every, duration)"
+                "unknown field `{key}`: a {kind} fault takes only the common fields (name, target or same_as, at, every, when or after with wait, duration)"
             )),
             None => Ok(fault),
         })
