@@ -21,6 +21,7 @@ pub mod check;
 pub mod cluster;
 pub mod detect;
 pub mod driver;
+pub mod early_stop;
 pub mod events;
 pub mod faults;
 pub mod hosts;

@@ -7,6 +7,8 @@
 //! duration = "10s"          # the fault phase
 //! warmup = "2s"
 //! recovery = "4s"
+//! stop_early = false        # true: stop as soon as a violation is certain (a node crashed, a retired key's
+//!                           # history is not linearizable); the run still heals, stops and reports as usual
 //!
 //! [cluster]
 //! target = "raft-node"      # or "etcd"
@@ -22,7 +24,10 @@
 //! keys = 4                  # keys in use at once
 //! ops_per_key = 150         # then the key is retired and a fresh one used
 //! mix = { read = 0.5, write = 0.3, cas = 0.2 }
-//! request_timeout = "1s"
+//! request_timeout = "1s"    # an op's deadline, retries inside it included
+//! attempt_timeout = "300ms" # one attempt at one node (default: request_timeout, i.e. no retry inside an op)
+//! reads_from = "leader"     # or "any-node" (each read to the next node) or "n2" (every read to n2 first)
+//! read_after_ack = "off"    # or "same-client" / "other-client": read a key right after its write is acknowledged
 //!
 //! [[faults]]
 //! kind = "kill"             # a kind of one of the fault families (see `faults`)
@@ -54,6 +59,8 @@ pub struct Plan {
     pub warmup: Dur,
     /// Workload without faults after everything is healed, before the final reads.
     pub recovery: Dur,
+    /// Stop as soon as a violation is certain (see `chaos::early_stop`).
+    pub stop_early: bool,
     /// The system under test.
     pub cluster: ClusterPlan,
     /// The client workload.
@@ -75,6 +82,8 @@ struct PlanFile {
     warmup: Dur,
     #[serde(default = "default_recovery")]
     recovery: Dur,
+    #[serde(default)]
+    stop_early: bool,
     #[serde(default)]
     cluster: ClusterPlan,
     #[serde(default)]
@@ -249,22 +258,83 @@ pub struct WorkloadPlan {
     pub mix: Mix,
     /// Deadline of one operation (retries inside it included); after it the outcome is indeterminate.
     pub request_timeout: Dur,
+    /// Deadline of one attempt at one node inside an operation (default: the whole `request_timeout`, so an op is
+    /// never retried inside itself). Shorter, the client retries within the op's deadline as a real client does:
+    /// raft-node resends a write with the same session and sequence number (applied at most once); etcd retries
+    /// only what is safe (reads, and writes whose request was certainly not delivered).
+    pub attempt_timeout: Option<Dur>,
     /// Longest time the checker may search (per run) before answering "unknown".
     pub check_time_limit: Dur,
-    /// Where reads go: "leader" (the client follows redirects to the leader) or "any-node" (each read to the next
-    /// node in turn, as behind a load balancer).
+    /// Where reads go: "leader" (the client follows redirects to the leader), "any-node" (each read to the next
+    /// node in turn, as behind a load balancer) or a node, e.g. "n2" (every read goes there first; a correct
+    /// node redirects it to the leader).
     pub reads_from: ReadsFrom,
+    /// Reads right after an acknowledged write or applied cas, of the key just written: "off", "same-client"
+    /// (the writer reads it back: read-your-writes) or "other-client" (a second client of the same worker, its
+    /// own session and connections, reads it at once, from where `reads_from` says).
+    pub read_after_ack: ReadAfterAck,
 }
 
 /// Where clients send reads.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, serde::Serialize)]
+#[serde(into = "String")]
 pub enum ReadsFrom {
     /// The leader, as far as the client knows.
     #[default]
     Leader,
     /// Every node in turn.
     AnyNode,
+    /// This node first (by id).
+    Node(u64),
+}
+
+impl std::fmt::Display for ReadsFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadsFrom::Leader => f.write_str("leader"),
+            ReadsFrom::AnyNode => f.write_str("any-node"),
+            ReadsFrom::Node(id) => write!(f, "n{id}"),
+        }
+    }
+}
+
+impl From<ReadsFrom> for String {
+    fn from(r: ReadsFrom) -> String {
+        r.to_string()
+    }
+}
+
+impl<'de> Deserialize<'de> for ReadsFrom {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<ReadsFrom, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let parsed = match text.as_str() {
+            "leader" => Some(ReadsFrom::Leader),
+            "any-node" => Some(ReadsFrom::AnyNode),
+            other => other
+                .strip_prefix('n')
+                .and_then(|n| n.parse().ok())
+                .filter(|&n| n > 0)
+                .map(ReadsFrom::Node),
+        };
+        parsed.ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected \"leader\", \"any-node\" or a node like \"n2\", got {text:?}"
+            ))
+        })
+    }
+}
+
+/// Reads issued right after an acknowledged write.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReadAfterAck {
+    /// None.
+    #[default]
+    Off,
+    /// The writing client reads the key back.
+    SameClient,
+    /// Another client (its own session) reads the key at once.
+    OtherClient,
 }
 
 impl Default for WorkloadPlan {
@@ -277,8 +347,10 @@ impl Default for WorkloadPlan {
             ops_per_key: 150,
             mix: Mix::default(),
             request_timeout: Dur(Duration::from_secs(1)),
+            attempt_timeout: None,
             check_time_limit: Dur(Duration::from_secs(60)),
             reads_from: ReadsFrom::Leader,
+            read_after_ack: ReadAfterAck::Off,
         }
     }
 }
@@ -521,6 +593,7 @@ impl Plan {
             duration: file.duration,
             warmup: file.warmup,
             recovery: file.recovery,
+            stop_early: file.stop_early,
             cluster: file.cluster,
             workload: file.workload,
             faults,

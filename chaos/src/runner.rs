@@ -11,16 +11,18 @@
 
 use crate::cluster::{resolve_binary, Cluster, LaunchError};
 use crate::driver::{self, ActiveFault, Injector};
+use crate::early_stop::{EarlyStop, Violation};
 use crate::events::EventLog;
 use crate::faults::{FaultError, Nemeses};
 use crate::plan::{Dur, Model, Plan, PlanError};
 use crate::recorder::{self, Recorder};
 use crate::schedule::{derive_seed, schedule, ClusterView, ScheduledFault};
-use crate::workload::{self, KeyPool, WorkloadShared};
+use crate::workload::{self, KeyHistory, WorkloadShared};
 use checker::history::{EventKind, Header};
 use checker::{Budget, CheckOptions, CheckReport, ModelKind};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -70,6 +72,12 @@ pub struct RunSummary {
     pub run_dir: String,
     /// The verdict.
     pub verdict: RunVerdict,
+    /// The kinds of violation the run shows, e.g. `["not-linearizable", "node-crashed"]`.
+    pub violations: Vec<crate::report::ViolationKind>,
+    /// Seconds from the start of the fault phase to the first evidence of a violation, when known.
+    pub first_violation_s: Option<f64>,
+    /// Why the run stopped before its planned end, when it did.
+    pub stopped_early: Option<crate::report::StoppedEarly>,
     /// The checker's verdict on the history.
     pub linearizability: String,
     /// Why the run failed, besides the checker's verdict.
@@ -278,6 +286,8 @@ struct Run<'a> {
     replay: String,
     timeline: Vec<ScheduledFault>,
     progress: Arc<Progress>,
+    /// Set by the first certain violation when the plan asks to stop early.
+    early: Arc<EarlyStop>,
 }
 
 /// Runs a plan end to end.
@@ -311,6 +321,7 @@ pub async fn run(opts: &RunOptions) -> Result<RunSummary, RunError> {
         replay,
         timeline: schedule(&plan, seed),
         progress: Arc::new(Progress::new(opts.quiet, plan.total())),
+        early: EarlyStop::new(plan.stop_early),
     };
     let started = Instant::now();
     let signal = interrupted();
@@ -363,53 +374,154 @@ async fn lifecycle(run: &Run<'_>, binary: &Path) -> Result<RunSummary, RunError>
         .await_leader(run.plan.cluster.startup_timeout.0)
         .await?;
     let recording = Recording::start(run, &cluster, leader)?;
-    let workload = Workload::start(run, &cluster, &recording)?;
+    let (early_keys, key_checks) = early_key_checks(run);
+    let workload = Workload::start(run, &cluster, &recording, None, early_keys)?;
     recording.phase(
         run,
         "warmup",
         &format!("warm-up {} (leader n{leader})", run.plan.warmup),
     );
-    tokio::time::sleep(run.plan.warmup.0).await;
-    recording.phase(
-        run,
-        "faults",
-        &format!(
-            "faults for {}: {} scheduled",
-            run.plan.duration,
-            run.timeline.len()
-        ),
-    );
-    inject_faults(run, &mut cluster, &recording).await?;
-    recording.phase(
-        run,
-        "recovery",
-        &format!("healed; recovery {}", run.plan.recovery),
-    );
-    tokio::time::sleep(run.plan.recovery.0).await;
-    recording.phase(run, "final-reads", "final reads");
-    let final_reads = workload.finish(run, &cluster, &recording).await?;
-    let convergence = converge(&cluster).await;
+    let mut stopped = wait_phase(run, &mut cluster, &recording, run.plan.warmup.0).await;
+    if !stopped {
+        recording.phase(
+            run,
+            "faults",
+            &format!(
+                "faults for {}: {} scheduled",
+                run.plan.duration,
+                run.timeline.len()
+            ),
+        );
+        stopped = inject_faults(run, &mut cluster, &recording).await?;
+    }
+    if !stopped {
+        recording.phase(
+            run,
+            "recovery",
+            &format!("healed; recovery {}", run.plan.recovery),
+        );
+        stopped = wait_phase(run, &mut cluster, &recording, run.plan.recovery.0).await;
+    }
+    let stopped_early = run.early.stopped().filter(|_| stopped);
+    let (final_reads, convergence) = match &stopped_early {
+        // The verdict is certain: no final reads, no convergence wait (they would only add time).
+        Some(v) => {
+            recording.phase(
+                run,
+                "stopped-early",
+                &format!(
+                    "stopping early: {} ({}); final reads and the convergence check are skipped",
+                    v.label, v.reason
+                ),
+            );
+            workload.stop_clients(run).await?;
+            (None, None)
+        }
+        None => {
+            recording.phase(run, "final-reads", "final reads");
+            let final_reads = workload.finish(run, &cluster, &recording).await?;
+            (
+                Some(final_reads),
+                Some(converge(&cluster, &recording).await),
+            )
+        }
+    };
+    key_checks.abort();
     let exits = stop(run, cluster, &recording).await;
     let counts = recording.finish().await?;
     let outcome = Outcome {
-        final_reads: Some(final_reads),
+        final_reads,
         exits,
-        convergence: Some(convergence),
+        convergence,
+        stopped_early,
         ..Outcome::default()
     };
     write_outcome(run, started, &outcome);
     let check = check(run).await?;
-    decide(run, started, check, counts, final_reads)
+    decide(run, started, check, counts, final_reads.unwrap_or((0, 0)))
+}
+
+/// With `stop_early`: the channel finished keys go to, and the task that checks them (a finished task without).
+fn early_key_checks(
+    run: &Run<'_>,
+) -> (
+    Option<tokio::sync::mpsc::UnboundedSender<KeyHistory>>,
+    tokio::task::JoinHandle<()>,
+) {
+    if !run.early.enabled() {
+        return (None, tokio::spawn(async {}));
+    }
+    let model = match run.plan.workload.model {
+        Model::Register => ModelKind::Register,
+        Model::CasRegister => ModelKind::CasRegister,
+    };
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = crate::early_stop::spawn_key_checks(model, Arc::clone(&run.early), rx);
+    (Some(tx), task)
+}
+
+/// Sleeps through a phase of length `length`; with `stop_early`, watches for node crashes every 200 ms and
+/// returns true as soon as a violation is certain.
+async fn wait_phase(
+    run: &Run<'_>,
+    cluster: &mut Cluster,
+    recording: &Recording,
+    length: Duration,
+) -> bool {
+    if !run.early.enabled() {
+        tokio::time::sleep(length).await;
+        return false;
+    }
+    let end = tokio::time::Instant::now() + length;
+    loop {
+        note_exits(run, cluster, recording);
+        if run.early.stopped().is_some() {
+            return true;
+        }
+        let now = tokio::time::Instant::now();
+        if now >= end {
+            return false;
+        }
+        let step = (end - now).min(CRASH_POLL);
+        tokio::select! {
+            _ = tokio::time::sleep(step) => {}
+            _ = run.early.wait() => return true,
+        }
+    }
+}
+
+/// How often nodes are reaped during a run that stops early.
+const CRASH_POLL: Duration = Duration::from_millis(200);
+
+/// Reaps nodes that exited on their own: each goes to events.jsonl, the history's notes and the terminal, and
+/// (with `stop_early`) stops the run.
+fn note_exits(run: &Run<'_>, cluster: &mut Cluster, recording: &Recording) {
+    for (id, status) in cluster.supervisor.reap_all() {
+        run.progress
+            .line(&format!("  node n{id} exited on its own ({status})"));
+        let time_ns = recording.recorder.now_ns();
+        let value = serde_json::json!({"time_ns": time_ns, "event": "node-exited", "node": id, "status": status});
+        recording.events.write(&value);
+        recording
+            .recorder
+            .note("runner", EventKind::Info, "node-exited", value);
+        run.early.trigger(Violation {
+            label: "node-crashed".into(),
+            reason: format!("n{id} exited on its own ({status})"),
+            time_ns,
+        });
+    }
 }
 
 /// After the heal and the final reads: whether every node's replicated state agrees. Nodes may still be
 /// catching up, so it asks again for a few seconds before taking a disagreement as the answer.
-async fn converge(cluster: &Cluster) -> serde_json::Value {
+async fn converge(cluster: &Cluster, recording: &Recording) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let (agree, detail) = cluster.target.agreement(&cluster.layout).await;
         if agree == Some(true) || Instant::now() > deadline {
-            return serde_json::json!({"checked": true, "agree": agree, "detail": detail});
+            let time_ns = recording.recorder.now_ns();
+            return serde_json::json!({"checked": true, "agree": agree, "detail": detail, "time_ns": time_ns});
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -499,29 +611,39 @@ struct Workload {
 }
 
 impl Workload {
+    /// Starts the clients; client i sends from `source_ips[i]` when given (see
+    /// [`workload::loopback_client_ip`]), and finished keys go to `early_keys` when given.
     fn start(
         run: &Run<'_>,
         cluster: &Cluster,
         recording: &Recording,
+        source_ips: Option<&[IpAddr]>,
+        early_keys: Option<tokio::sync::mpsc::UnboundedSender<KeyHistory>>,
     ) -> Result<Workload, RunError> {
         let w = &run.plan.workload;
-        let shared = Arc::new(WorkloadShared {
-            keys: Mutex::new(KeyPool::new(w.keys, w.ops_per_key)),
-            next_value: AtomicU64::new(1),
-            next_process: AtomicU64::new(w.clients as u64),
-            stop: AtomicBool::new(false),
-        });
-        let settings = workload::client_settings(w);
+        let shared = Arc::new(WorkloadShared::new(w, early_keys));
         let mut clients = Vec::new();
         for i in 0..w.clients {
+            let source_ip = source_ips.and_then(|ips| ips.get(i).copied());
+            let settings = workload::client_settings(w, source_ip);
             let client = cluster
                 .target
                 .connect(&cluster.layout, &settings)
                 .map_err(|e| RunError::Setup(format!("client {i}: {e}")))?;
+            let reader = match w.read_after_ack {
+                crate::plan::ReadAfterAck::OtherClient => Some(
+                    cluster
+                        .target
+                        .connect(&cluster.layout, &settings)
+                        .map_err(|e| RunError::Setup(format!("client {i}'s reader: {e}")))?,
+                ),
+                _ => None,
+            };
             clients.push(tokio::spawn(workload::client_loop(
                 i,
                 w.clone(),
                 client,
+                reader,
                 recording.recorder.clone(),
                 shared.clone(),
                 derive_seed(run.seed, &format!("client-{i}")),
@@ -537,6 +659,17 @@ impl Workload {
         cluster: &Cluster,
         recording: &Recording,
     ) -> Result<(u64, u64), RunError> {
+        let shared = self.stop_clients(run).await?;
+        let settings = workload::final_read_settings(&run.plan.workload);
+        let client = cluster
+            .target
+            .connect(&cluster.layout, &settings)
+            .map_err(|e| RunError::Tool(format!("final reads: {e}")))?;
+        Ok(workload::final_reads(client, &recording.recorder, &shared).await)
+    }
+
+    /// Stops the clients and waits for each to finish its op. A client task that panicked is a tool error.
+    async fn stop_clients(self, run: &Run<'_>) -> Result<Arc<WorkloadShared>, RunError> {
         self.shared.stop.store(true, Ordering::Relaxed);
         let grace = run.plan.workload.request_timeout.0 * 3 + Duration::from_secs(5);
         for (i, c) in self.clients.into_iter().enumerate() {
@@ -557,12 +690,7 @@ impl Workload {
                 }
             }
         }
-        let settings = workload::final_read_settings(&run.plan.workload);
-        let client = cluster
-            .target
-            .connect(&cluster.layout, &settings)
-            .map_err(|e| RunError::Tool(format!("final reads: {e}")))?;
-        Ok(workload::final_reads(client, &recording.recorder, &self.shared).await)
+        Ok(self.shared)
     }
 }
 
@@ -583,6 +711,8 @@ struct RunInjector<'r, 'p> {
     recording: &'r Recording,
     /// What targeting knows: the latest status of the nodes and whom each fault last hit.
     view: ClusterView,
+    /// With `stop_early`: when nodes are next reaped between steps.
+    next_reap: Option<tokio::time::Instant>,
 }
 
 impl RunInjector<'_, '_> {
@@ -656,24 +786,24 @@ impl Injector for RunInjector<'_, '_> {
     }
 
     fn next_tick(&self) -> Option<tokio::time::Instant> {
-        self.nemeses.next_tick().map(tokio::time::Instant::from_std)
+        let nemeses = self.nemeses.next_tick().map(tokio::time::Instant::from_std);
+        [nemeses, self.next_reap].into_iter().flatten().min()
     }
 
     fn tick(&mut self) -> Result<(), FaultError> {
-        self.nemeses.tick()
+        let now = tokio::time::Instant::now();
+        if let Some(reap) = self.next_reap.filter(|r| *r <= now) {
+            self.next_reap = Some(reap.max(now) + CRASH_POLL);
+            note_exits(self.run, self.cluster, self.recording);
+        }
+        match self.nemeses.next_tick() {
+            Some(t) if tokio::time::Instant::from_std(t) <= now => self.nemeses.tick(),
+            _ => Ok(()),
+        }
     }
 
     fn after_step(&mut self, active: &[ActiveFault]) {
-        for (id, status) in self.cluster.supervisor.reap_all() {
-            self.run
-                .progress
-                .line(&format!("  node n{id} exited on its own ({status})"));
-            let value = serde_json::json!({"time_ns": self.recording.recorder.now_ns(), "event": "node-exited", "node": id, "status": status});
-            self.recording.events.write(&value);
-            self.recording
-                .recorder
-                .note("runner", EventKind::Info, "node-exited", value);
-        }
+        note_exits(self.run, self.cluster, self.recording);
         let names: Vec<String> = active
             .iter()
             .map(|a| format!("{} {:?}", a.fault.label, a.nodes))
@@ -686,12 +816,13 @@ impl Injector for RunInjector<'_, '_> {
     }
 }
 
-/// The fault phase: drive the timeline, then heal every fault family.
+/// The fault phase: drive the timeline, then heal every fault family. Returns true when the run stopped early
+/// (the timeline was cut short; the heal below ends whatever was in force).
 async fn inject_faults(
     run: &Run<'_>,
     cluster: &mut Cluster,
     recording: &Recording,
-) -> Result<(), RunError> {
+) -> Result<bool, RunError> {
     let (network, clocks) = cluster.take_backends();
     let mut injector = RunInjector {
         run,
@@ -700,15 +831,21 @@ async fn inject_faults(
         cluster,
         recording,
         view: ClusterView::default(),
+        next_reap: run
+            .early
+            .enabled()
+            .then(|| tokio::time::Instant::now() + CRASH_POLL),
     };
     let phase_start = tokio::time::Instant::now();
-    driver::drive(
-        &run.timeline,
-        phase_start,
-        run.plan.duration.0,
-        &mut injector,
-    )
-    .await?;
+    // Dropping the drive mid-way is safe: a fault is started and ended by synchronous calls, and the
+    // nemeses' heal below ends every fault still in force.
+    let stopped = tokio::select! {
+        result = driver::drive(&run.timeline, phase_start, run.plan.duration.0, &mut injector) => {
+            result?;
+            false
+        }
+        _ = run.early.wait() => true,
+    };
     let healed = injector
         .nemeses
         .heal(&mut *injector.cluster.supervisor)
@@ -718,7 +855,7 @@ async fn inject_faults(
     recording
         .recorder
         .note("nemesis", EventKind::Info, "heal", value);
-    Ok(())
+    Ok(stopped)
 }
 
 /// The link ids of the clients, when faults reach client links (none otherwise).
@@ -796,6 +933,7 @@ struct Outcome {
     final_reads: Option<(u64, u64)>,
     exits: Vec<(u64, String)>,
     convergence: Option<serde_json::Value>,
+    stopped_early: Option<Violation>,
     tool_errors: Vec<String>,
     interrupted: bool,
 }
@@ -810,6 +948,7 @@ fn write_outcome(run: &Run<'_>, started: Instant, o: &Outcome) {
         "unexpected_exits": o.exits.iter().map(|(node, status)| serde_json::json!({"node": node, "status": status})).collect::<Vec<_>>(),
         "tool_errors": o.tool_errors,
         "convergence": o.convergence,
+        "stopped_early": o.stopped_early,
         "interrupted": o.interrupted,
     });
     if let Err(e) = std::fs::write(
@@ -882,6 +1021,9 @@ fn decide(
         seed: run.seed,
         run_dir: run.dir.display().to_string(),
         verdict: report.verdict(),
+        violations: report.violations.clone(),
+        first_violation_s: report.first_violation_s,
+        stopped_early: report.stopped_early.clone(),
         linearizability,
         failed_expectations: not_passing,
         ok: counts.0,
@@ -898,10 +1040,24 @@ fn decide(
 /// The one-line verdict for people.
 pub fn verdict_line(s: &RunSummary) -> String {
     let word = s.verdict.word();
+    let labels = if s.violations.is_empty() {
+        String::new()
+    } else {
+        let labels: Vec<&str> = s.violations.iter().map(|v| v.label()).collect();
+        format!(" [{}]", labels.join(", "))
+    };
     let mut line = format!(
-        "{word}: {} on {} (seed {}): history {}; {} ok, {} fail ({} of them cas mismatches), {} info; {} faults; {:.1}s; {}",
+        "{word}{labels}: {} on {} (seed {}): history {}; {} ok, {} fail ({} of them cas mismatches), {} info; {} faults; {:.1}s; {}",
         s.plan, s.target, s.seed, s.linearizability, s.ok, s.fail, s.cas_mismatch, s.info, s.faults, s.seconds, s.run_dir
     );
+    if let Some(e) = &s.stopped_early {
+        line.push_str(&format!("\n  stopped early: {} ({})", e.label, e.reason));
+    }
+    if let Some(t) = s.first_violation_s {
+        line.push_str(&format!(
+            "\n  first violation {t:.3} s after the fault phase began"
+        ));
+    }
     for e in &s.failed_expectations {
         line.push_str(&format!("\n  expectation failed: {e}"));
     }

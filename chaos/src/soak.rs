@@ -496,10 +496,7 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
     let mut cluster = Cluster::launch(&plan, seed, &binary, &run_dir).await?;
     cluster.await_leader(plan.cluster.startup_timeout.0).await?;
     let shared = Arc::new(Shared::default());
-    let settings = ClientSettings {
-        request_timeout: WRITE_TIMEOUT,
-        spread_reads: false,
-    };
+    let settings = ClientSettings::new(WRITE_TIMEOUT);
     let mut writers = Vec::new();
     for c in 0..args.clients {
         let client = cluster
@@ -514,10 +511,7 @@ async fn crash_cycles(args: &CrashCycleArgs, seed: u64) -> Result<SoakReport, Ru
             shared.clone(),
         )));
     }
-    let read_settings = ClientSettings {
-        request_timeout: READ_TIMEOUT,
-        spread_reads: false,
-    };
+    let read_settings = ClientSettings::new(READ_TIMEOUT);
     let mut reader = cluster
         .target
         .connect(&cluster.layout, &read_settings)

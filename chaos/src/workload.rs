@@ -7,14 +7,25 @@
 //! - Outcomes: a definite failure is `fail`; anything that may have happened is `info`, after which the client's
 //!   process id is retired and a new id takes over (as Jepsen does). A cas that found another value is `fail`
 //!   with error "mismatch": an observation, not a non-event.
+//! - Retries: inside an op, by the target's client, within `request_timeout`, each attempt bounded by
+//!   `attempt_timeout` (see [`client_settings`]).
+//! - Reads after an acknowledged write (`read_after_ack`): the writer (same session) or a second client of the
+//!   same worker (its own session and process id) reads the key at once. These follow-up reads are not paced
+//!   and not counted in `ops_per_key`.
+//! - Early checks: when the plan asks to stop early, every op event is also kept per key, and a key's
+//!   sub-history is handed over (see [`KeyHistory`]) once the key is retired and its last op has completed.
+//!   Per-key histories are independent, so a key that is not linearizable then stays so whatever follows.
 
 use crate::plan::{Mix, WorkloadPlan};
 use crate::recorder::Recorder;
 use crate::targets::{CasAnswer, ClientSettings, KvClient, Outcome};
-use checker::history::{EventKind, Operation, Value, ERROR_MISMATCH};
+use checker::history::{
+    Event, EventKind, Key, OpEvent, Operation, ProcessId, Value, ERROR_MISMATCH,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +37,10 @@ pub struct KeyPool {
     next_key: u64,
     ops_per_key: u64,
     used: BTreeSet<u64>,
+    /// Ops taken and not yet released, per key.
+    in_flight: BTreeMap<u64, u64>,
+    /// Keys retired from their slot.
+    retired: BTreeSet<u64>,
     /// Values recently seen per key (read or written), to pick plausible cas expectations.
     recent: BTreeMap<u64, Vec<i64>>,
 }
@@ -38,11 +53,13 @@ impl KeyPool {
             next_key: keys as u64,
             ops_per_key,
             used: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            retired: BTreeSet::new(),
             recent: BTreeMap::new(),
         }
     }
 
-    /// The key for the next op.
+    /// The key for the next op; [`KeyPool::release`] it when the op (and any follow-up read) is done.
     pub fn take(&mut self, rng: &mut impl Rng) -> u64 {
         let slot = rng.gen_range(0..self.slots.len());
         let (key, count) = &mut self.slots[slot];
@@ -53,9 +70,25 @@ impl KeyPool {
             *count = 0;
             self.next_key += 1;
             self.recent.remove(&chosen);
+            self.retired.insert(chosen);
         }
         self.used.insert(chosen);
+        *self.in_flight.entry(chosen).or_default() += 1;
         chosen
+    }
+
+    /// Ends an op taken on `key`; true when that was the key's last op (retired, nothing in flight): its history
+    /// is complete until the final reads.
+    pub fn release(&mut self, key: u64) -> bool {
+        let Some(n) = self.in_flight.get_mut(&key) else {
+            return false;
+        };
+        *n = n.saturating_sub(1);
+        if *n > 0 {
+            return false;
+        }
+        self.in_flight.remove(&key);
+        self.retired.contains(&key)
     }
 
     /// Remembers a value seen for `key`.
@@ -103,6 +136,113 @@ pub struct WorkloadShared {
     pub next_process: AtomicU64,
     /// Set to stop the clients.
     pub stop: AtomicBool,
+    /// Per-key logs for early checks (when the plan asks to stop early).
+    pub key_log: Option<Mutex<KeyLog>>,
+}
+
+/// A retired key's whole sub-history (until the final reads), for an early check.
+#[derive(Debug)]
+pub struct KeyHistory {
+    /// The key's name.
+    pub key: String,
+    /// Its op events, in the order they were recorded (indexes are the log's own, not history.jsonl's).
+    pub events: Vec<Event>,
+}
+
+/// Op events per key, handed over when a key is done.
+#[derive(Debug)]
+pub struct KeyLog {
+    events: BTreeMap<u64, Vec<Event>>,
+    shipped: BTreeSet<u64>,
+    next_index: u64,
+    done: tokio::sync::mpsc::UnboundedSender<KeyHistory>,
+}
+
+impl KeyLog {
+    /// A log that sends each finished key's history to `done`.
+    pub fn new(done: tokio::sync::mpsc::UnboundedSender<KeyHistory>) -> KeyLog {
+        KeyLog {
+            events: BTreeMap::new(),
+            shipped: BTreeSet::new(),
+            next_index: 0,
+            done,
+        }
+    }
+
+    fn push(&mut self, key: u64, event: OpEvent) {
+        if self.shipped.contains(&key) {
+            return; // The final reads of a key already checked.
+        }
+        let mut event = event;
+        event.index = self.next_index;
+        self.next_index += 1;
+        self.events.entry(key).or_default().push(event.into());
+    }
+
+    fn ship(&mut self, key: u64) {
+        if let Some(events) = self.events.remove(&key) {
+            self.shipped.insert(key);
+            let _ = self.done.send(KeyHistory {
+                key: key_name(key),
+                events,
+            });
+        }
+    }
+}
+
+impl WorkloadShared {
+    /// The shared state of `plan`'s clients; with `early`, each finished key's history is sent there.
+    pub fn new(
+        plan: &WorkloadPlan,
+        early: Option<tokio::sync::mpsc::UnboundedSender<KeyHistory>>,
+    ) -> WorkloadShared {
+        WorkloadShared {
+            keys: Mutex::new(KeyPool::new(plan.keys, plan.ops_per_key)),
+            next_value: AtomicU64::new(1),
+            next_process: AtomicU64::new(plan.clients as u64),
+            stop: AtomicBool::new(false),
+            key_log: early.map(|tx| Mutex::new(KeyLog::new(tx))),
+        }
+    }
+
+    /// Records an op event in the history (and in the key's log, in the same order).
+    fn record(
+        &self,
+        recorder: &Recorder,
+        process: u64,
+        kind: EventKind,
+        key: u64,
+        op: Operation,
+        error: Option<String>,
+    ) {
+        let name = key_name(key);
+        match &self.key_log {
+            None => recorder.op(process, kind, &name, op, error),
+            Some(log) => {
+                // One lock around both, so the log's order is the history's.
+                let mut log = log.lock().expect("key log");
+                let mut event = OpEvent::new(
+                    0,
+                    recorder.now_ns(),
+                    ProcessId(process),
+                    kind,
+                    Some(Key::Str(name.clone())),
+                    op.clone(),
+                );
+                event.error.clone_from(&error);
+                recorder.op(process, kind, &name, op, error);
+                log.push(key, event);
+            }
+        }
+    }
+
+    /// Ends an op on `key` (see [`KeyPool::release`]); a finished key goes to the early checks.
+    fn release(&self, key: u64) {
+        let finished = self.keys.lock().expect("key pool").release(key);
+        if let (true, Some(log)) = (finished, &self.key_log) {
+            log.lock().expect("key log").ship(key);
+        }
+    }
 }
 
 enum Kind {
@@ -123,12 +263,28 @@ fn pick(mix: &Mix, rng: &mut impl Rng) -> Kind {
     }
 }
 
-/// The client settings a workload plan asks for.
-pub fn client_settings(plan: &WorkloadPlan) -> ClientSettings {
+/// The client settings a workload plan asks for, sending from `source_ip` when given.
+pub fn client_settings(plan: &WorkloadPlan, source_ip: Option<IpAddr>) -> ClientSettings {
+    use crate::plan::ReadsFrom;
     ClientSettings {
         request_timeout: plan.request_timeout.0,
-        spread_reads: plan.reads_from == crate::plan::ReadsFrom::AnyNode,
+        attempt_timeout: plan.attempt_timeout.map_or(plan.request_timeout.0, |a| a.0),
+        spread_reads: plan.reads_from == ReadsFrom::AnyNode,
+        read_node: match plan.reads_from {
+            ReadsFrom::Node(id) => Some(id),
+            ReadsFrom::Leader | ReadsFrom::AnyNode => None,
+        },
+        source_ip,
     }
+}
+
+/// A loopback source address of its own for client `index`: 127.0.1.(index+1) (index < 254), for network rules
+/// that must tell clients apart.
+pub fn loopback_client_ip(index: usize) -> Option<IpAddr> {
+    u8::try_from(index + 1)
+        .ok()
+        .filter(|&b| b < 255)
+        .map(|b| IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, b)))
 }
 
 /// Performs one op for `process`, records its invoke and completion, and returns the completion's kind
@@ -144,9 +300,10 @@ pub async fn perform(
 ) -> EventKind {
     let name = key_name(key);
     let saw = |value: i64| shared.keys.lock().expect("key pool").saw(key, value);
+    let record = |kind, op, error| shared.record(recorder, process, kind, key, op, error);
     let (kind, op, error) = if kind_read {
         let invoke = Operation::Read(Value::Null);
-        recorder.op(process, EventKind::Invoke, &name, invoke.clone(), None);
+        record(EventKind::Invoke, invoke.clone(), None);
         match client.read(&name).await {
             Outcome::Ok(v) => {
                 let value = parse_value(v);
@@ -163,7 +320,7 @@ pub async fn perform(
         match cas_expected {
             None => {
                 let op = Operation::Write(Value::Int(new));
-                recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
+                record(EventKind::Invoke, op.clone(), None);
                 match client.write(&name, &new.to_string()).await {
                     Outcome::Ok(()) => {
                         saw(new);
@@ -178,7 +335,7 @@ pub async fn perform(
                     expected: expected.map_or(Value::Null, Value::Int),
                     new: Value::Int(new),
                 };
-                recorder.op(process, EventKind::Invoke, &name, op.clone(), None);
+                record(EventKind::Invoke, op.clone(), None);
                 let expected_text = expected.map(|e| e.to_string());
                 match client
                     .cas(&name, expected_text.as_deref(), &new.to_string())
@@ -203,21 +360,26 @@ pub async fn perform(
             }
         }
     };
-    recorder.op(process, kind, &name, op, error);
+    record(kind, op, error);
     kind
 }
 
-/// Runs client number `index` until `shared.stop` is set.
+/// Runs client number `index` until `shared.stop` is set. `reader` is the second client that reads a key right
+/// after its write was acknowledged (`read_after_ack = "other-client"`).
 pub async fn client_loop(
     index: usize,
     plan: WorkloadPlan,
     mut client: Box<dyn KvClient>,
+    mut reader: Option<Box<dyn KvClient>>,
     recorder: Recorder,
     shared: Arc<WorkloadShared>,
     seed: u64,
 ) -> Result<(), String> {
+    use crate::plan::ReadAfterAck;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut process = index as u64;
+    let fresh = || shared.next_process.fetch_add(1, Ordering::Relaxed);
+    let mut reader_process = reader.as_ref().map(|_| fresh());
     // Pacing: each client issues ops at rate/clients on average, with jittered gaps so clients do not align.
     let mean_gap = Duration::from_secs_f64(plan.clients as f64 / plan.rate);
     let mut next = tokio::time::Instant::now() + mean_gap.mul_f64(rng.gen_range(0.0..1.0));
@@ -259,18 +421,43 @@ pub async fn client_loop(
         )
         .await;
         if completion == EventKind::Info {
-            process = shared.next_process.fetch_add(1, Ordering::Relaxed);
+            process = fresh();
         }
+        // An acknowledged write or applied cas (a mismatch is `fail`): read the key back at once.
+        if !read && completion == EventKind::Ok {
+            match (plan.read_after_ack, reader.as_mut(), reader_process) {
+                (ReadAfterAck::SameClient, _, _) => {
+                    let c =
+                        perform(&mut *client, &recorder, &shared, process, key, true, None).await;
+                    if c == EventKind::Info {
+                        process = fresh();
+                    }
+                }
+                (ReadAfterAck::OtherClient, Some(r), Some(p)) => {
+                    let c = perform(&mut **r, &recorder, &shared, p, key, true, None).await;
+                    if c == EventKind::Info {
+                        reader_process = Some(fresh());
+                    }
+                }
+                _ => {}
+            }
+        }
+        shared.release(key);
     }
     client.close().await;
+    if let Some(r) = reader {
+        r.close().await;
+    }
     Ok(())
 }
 
 /// The client settings of the final reads: a longer deadline, since the cluster had time to recover.
 pub fn final_read_settings(plan: &WorkloadPlan) -> ClientSettings {
+    let request_timeout = plan.request_timeout.0.max(Duration::from_secs(5));
     ClientSettings {
-        request_timeout: plan.request_timeout.0.max(Duration::from_secs(5)),
-        ..client_settings(plan)
+        request_timeout,
+        attempt_timeout: plan.attempt_timeout.map_or(request_timeout, |a| a.0),
+        ..client_settings(plan, None)
     }
 }
 

@@ -5,7 +5,7 @@ mod report_synth;
 
 use std::path::{Path, PathBuf};
 
-use chaos::report::{self, CheckVerdict, Report, RunVerdict};
+use chaos::report::{self, CheckVerdict, Report, RunVerdict, ViolationKind};
 use quick_xml::events::Event;
 use report_synth::Synth;
 
@@ -183,7 +183,7 @@ fn a_failing_run_shows_its_counterexample() {
     }
     assert!(written.counterexample.is_some());
     let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
-    assert!(html.contains("<h1>FAIL</h1>"));
+    assert!(html.contains("<h1>FAIL [not linearizable]</h1>"));
     assert!(html.contains("id=\"counterexample\""));
     assert!(
         html.contains("could not place") || html.contains("cannot be linearized"),
@@ -665,5 +665,132 @@ fn the_runner_can_hand_over_its_check_report() {
     assert_eq!(
         serde_json::to_string(&given).unwrap(),
         serde_json::to_string(&rebuilt).unwrap()
+    );
+}
+
+/// Edits a JSON file of a run folder in place.
+fn patch_json(path: &Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_string_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn each_kind_of_violation_has_its_own_label_and_the_first_one_is_dated_from_the_fault_phase() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A clean run: no violation, no time.
+    let (_, r) = synth(tmp.path(), "clean", &Synth::default());
+    assert_eq!(r.verdict(), RunVerdict::Pass);
+    assert!(r.violations.is_empty());
+    assert_eq!(r.first_violation_s, None);
+    // A lost write alone is not a linearizability label.
+    let s = Synth {
+        lose_write: true,
+        ..Synth::default()
+    };
+    let (dir, r) = synth(tmp.path(), "lost", &s);
+    assert_eq!(r.verdict(), RunVerdict::Fail);
+    assert!(
+        r.violations.contains(&ViolationKind::AcknowledgedWriteLost),
+        "{:?}",
+        r.violations
+    );
+    let first = r
+        .first_violation_s
+        .expect("a lost write has an acknowledgement time");
+    let ack = r
+        .lost_writes
+        .lost
+        .iter()
+        .map(|l| l.acknowledged_s)
+        .fold(f64::MAX, f64::min);
+    // The synthetic run's fault phase starts at 2 s.
+    assert!((first - (ack - 2.0)).abs() < 0.002, "{first} vs ack {ack}");
+    // Add a crash (events.jsonl) and a divergence (outcome.json): every label, in the stable order.
+    let s = Synth {
+        stale_read: true,
+        lose_write: true,
+        converged: Some(false),
+        ..Synth::default()
+    };
+    let (dir2, _) = synth(tmp.path(), "all", &s);
+    let events = dir2.join("events.jsonl");
+    let mut text = std::fs::read_to_string(&events).unwrap();
+    text.push_str("{\"event\":\"node-exited\",\"node\":2,\"status\":\"exit status: 101\",\"time_ns\":2500000000}\n");
+    std::fs::write(&events, text).unwrap();
+    let r = build(&dir2);
+    assert_eq!(
+        r.violations,
+        vec![
+            ViolationKind::NotLinearizable,
+            ViolationKind::AcknowledgedWriteLost,
+            ViolationKind::ReplicasDiverge,
+            ViolationKind::NodeCrashed
+        ]
+    );
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        json["violations"],
+        serde_json::json!([
+            "not-linearizable",
+            "acknowledged-write-lost",
+            "replicas-diverge",
+            "node-crashed"
+        ])
+    );
+    assert!(
+        r.first_violation_s.unwrap() <= 0.5 + 1e-9,
+        "{:?}",
+        r.first_violation_s
+    );
+    let written = report::write(&dir2, &r).unwrap();
+    let text = report::summary::text(&r, &written.html);
+    assert!(
+        text.starts_with(
+            "FAIL [not linearizable, acknowledged write lost, replicas diverge, node crashed]"
+        ),
+        "{text}"
+    );
+    let junit = std::fs::read_to_string(dir2.join("junit.xml")).unwrap();
+    assert!(junit.contains("type=\"node-crashed\""), "{junit}");
+    assert!(junit.contains("name=\"violations\" value=\"not-linearizable,acknowledged-write-lost,replicas-diverge,node-crashed\""), "{junit}");
+    let _ = dir;
+}
+
+#[test]
+fn an_early_stop_is_reported_and_one_the_checks_do_not_confirm_is_a_tool_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = Synth {
+        stale_read: true,
+        ..Synth::default()
+    };
+    let (dir, _) = synth(tmp.path(), "early", &s);
+    patch_json(&dir.join("outcome.json"), |o| {
+        o["stopped_early"] = serde_json::json!({"label": "not-linearizable", "reason": "key k1 is not linearizable", "time_ns": 4_000_000_000u64});
+    });
+    let r = build(&dir);
+    assert_eq!(r.verdict(), RunVerdict::Fail);
+    let e = r.stopped_early.clone().expect("stopped early");
+    assert_eq!(e.label, "not-linearizable");
+    assert_eq!(e.after_fault_phase_s, Some(2.0));
+    let written = report::write(&dir, &r).unwrap();
+    assert!(report::summary::text(&r, &written.html).contains("stopped early: not-linearizable"));
+    assert!(std::fs::read_to_string(&written.html)
+        .unwrap()
+        .contains("stopped early"));
+
+    // A clean history whose outcome claims an early stop for a violation nobody can see: the tool is wrong.
+    let (dir, _) = synth(tmp.path(), "early-unconfirmed", &Synth::default());
+    patch_json(&dir.join("outcome.json"), |o| {
+        o["stopped_early"] =
+            serde_json::json!({"label": "not-linearizable", "reason": "?", "time_ns": 1u64});
+    });
+    let r = build(&dir);
+    assert_eq!(r.verdict(), RunVerdict::ToolError);
+    assert!(
+        r.tool_errors.iter().any(|e| e.contains("stopped early")),
+        "{:?}",
+        r.tool_errors
     );
 }

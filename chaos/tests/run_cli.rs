@@ -203,6 +203,31 @@ fn bad_plans_exit_2_naming_the_problem_and_its_place() {
             "name = \"x\"\nduration = \"5s\"\n[cluster]\nbinary = \"/nonexistent/raft-node\"\n",
             "cluster.binary",
         ),
+        (
+            "reads-from-missing-node",
+            "name = \"x\"\nduration = \"5s\"\n[workload]\nreads_from = \"n4\"\n",
+            "workload.reads_from: n4 does not exist",
+        ),
+        (
+            "reads-from-nonsense",
+            "name = \"x\"\nduration = \"5s\"\n[workload]\nreads_from = \"followers\"\n",
+            "expected \"leader\", \"any-node\" or a node like \"n2\"",
+        ),
+        (
+            "attempt-longer-than-request",
+            "name = \"x\"\nduration = \"5s\"\n[workload]\nrequest_timeout = \"1s\"\nattempt_timeout = \"2s\"\n",
+            "workload.attempt_timeout: expected at least 1ms and at most request_timeout",
+        ),
+        (
+            "read-after-ack-nonsense",
+            "name = \"x\"\nduration = \"5s\"\n[workload]\nread_after_ack = \"sometimes\"\n",
+            "read_after_ack",
+        ),
+        (
+            "stop-early-not-bool",
+            "name = \"x\"\nduration = \"5s\"\nstop_early = \"yes\"\n",
+            "stop_early",
+        ),
     ];
     for (name, body, needle) in cases {
         let plan = write_plan(dir.path(), name, body);
@@ -481,4 +506,175 @@ fn bench_election_measures_leader_replacement() {
     // that heartbeat left at most 50 ms (the interval) before the kill: a new leader needs at least ~100 ms.
     // Nor should it take seconds here.
     assert!((90.0..5_000.0).contains(&p50), "{figures:#}");
+}
+
+/// Many concurrent cas ops on few keys, retries inside ops, reads right after acknowledged writes from another
+/// client spread over the nodes, and a pause of the leader late in a fault phase that the buggy run never reaches.
+const EARLY_STOP_PLAN: &str = r#"
+name = "early-stop"
+seed = 5
+duration = "10s"
+warmup = "1s"
+recovery = "2s"
+stop_early = true
+
+[cluster]
+binary = "@BINARY@"
+nodes = 3
+extra_args = [@BUG@]
+
+[workload]
+clients = 8
+rate = 400
+keys = 2
+ops_per_key = 40
+mix = { read = 0.3, write = 0.1, cas = 0.6 }
+request_timeout = "1s"
+attempt_timeout = "250ms"
+reads_from = "any-node"
+read_after_ack = "other-client"
+
+[[faults]]
+kind = "pause"
+target = "leader"
+at = ["8s"]
+duration = "1s"
+"#;
+
+#[test]
+fn stop_early_fails_a_non_atomic_cas_before_the_planned_end_and_the_same_plan_passes_without_the_bug(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let buggy = write_plan(
+        dir.path(),
+        "buggy",
+        &EARLY_STOP_PLAN.replace("@BUG@", "\"--bug\", \"non-atomic-cas\""),
+    );
+    let output = chaos(
+        &["run", buggy.to_str().unwrap(), "--quiet", "--json"],
+        dir.path(),
+    );
+    let s = summary(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(s["verdict"], "fail", "{s:#}\n{stderr}");
+    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(s["violations"][0], "not-linearizable", "{s:#}");
+    assert_eq!(s["stopped_early"]["label"], "not-linearizable", "{s:#}");
+    // Planned: 1 s warm-up + 10 s of faults + 2 s recovery; it stopped well before.
+    let planned = 13.0;
+    assert!(
+        s["seconds"].as_f64().unwrap() < planned - 3.0,
+        "stopped at {} s of a {planned} s plan",
+        s["seconds"]
+    );
+    assert!(s["first_violation_s"].is_number(), "{s:#}");
+    let run_dir = dir.path().join(s["run_dir"].as_str().unwrap());
+    // The report rebuilt from the folder alone says the same, for people.
+    let rebuilt = chaos(&["report", run_dir.to_str().unwrap()], dir.path());
+    let text = String::from_utf8_lossy(&rebuilt.stdout);
+    assert_eq!(rebuilt.status.code(), Some(1), "{text}");
+    assert!(text.starts_with("FAIL [not linearizable]"), "{text}");
+    assert!(text.contains("stopped early: not-linearizable"), "{text}");
+    for f in [
+        "manifest.json",
+        "history.jsonl",
+        "events.jsonl",
+        "status.jsonl",
+        "check.json",
+        "outcome.json",
+        "report.json",
+        "report.html",
+        "junit.xml",
+        "counterexample.html",
+    ] {
+        assert!(run_dir.join(f).is_file(), "{f} missing after an early stop");
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["violations"],
+        serde_json::json!(["not-linearizable"])
+    );
+    assert_eq!(report["stopped_early"]["label"], "not-linearizable");
+    let events = std::fs::read_to_string(run_dir.join("events.jsonl")).unwrap();
+    assert!(events.contains("\"stopped-early\""), "{events}");
+    assert!(
+        node_processes_under(dir.path()).is_empty(),
+        "every node was stopped"
+    );
+
+    let correct = write_plan(dir.path(), "correct", &EARLY_STOP_PLAN.replace("@BUG@", ""));
+    let output = chaos(
+        &["run", correct.to_str().unwrap(), "--quiet", "--json"],
+        dir.path(),
+    );
+    let s = summary(&output);
+    assert_eq!(
+        s["verdict"],
+        "pass",
+        "the same plan without the bug passes: {s:#}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(s["violations"], serde_json::json!([]));
+    assert!(s["stopped_early"].is_null());
+    assert!(s["seconds"].as_f64().unwrap() >= planned);
+    assert_eq!(output.status.code(), Some(0));
+}
+
+#[test]
+fn stop_early_ends_a_run_soon_after_a_node_dies_on_its_own_with_the_node_crashed_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let plan = write_plan(
+        dir.path(),
+        "crash",
+        &SHORT_PLAN
+            .replace("duration = \"5s\"", "duration = \"40s\"")
+            .replace("recovery = \"2s\"", "recovery = \"2s\"\nstop_early = true"),
+    );
+    let child = Command::new(CHAOS)
+        .args(["run", plan.to_str().unwrap(), "--quiet", "--json", "--out"])
+        .arg(dir.path().join("results"))
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while node_processes_under(dir.path()).len() < 3 {
+        assert!(Instant::now() < give_up, "nodes never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Well into the fault phase (after every planned fault, the last ending at 4.5 s), n3 dies: not a planned fault.
+    std::thread::sleep(Duration::from_secs(8));
+    let victim = node_processes_under(dir.path())
+        .into_iter()
+        .find(|p| p.contains("--id 3 "))
+        .expect("n3 runs");
+    let pid: i32 = victim.split(':').next().unwrap().parse().unwrap();
+    let killed_at = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let s = summary(&output);
+    assert_eq!(output.status.code(), Some(1), "{s:#}");
+    assert_eq!(s["stopped_early"]["label"], "node-crashed", "{s:#}");
+    assert!(
+        s["violations"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!("node-crashed")),
+        "{s:#}"
+    );
+    assert!(
+        killed_at.elapsed() < Duration::from_secs(15),
+        "the run went on for {:?} after the crash",
+        killed_at.elapsed()
+    );
+    let first = s["first_violation_s"].as_f64().expect("dated");
+    assert!((4.0..20.0).contains(&first), "{first}");
+    assert!(node_processes_under(dir.path()).is_empty());
 }

@@ -168,6 +168,28 @@ impl Plan {
         if w.request_timeout.0 < Duration::from_millis(1) {
             return Err(("workload.request_timeout", "must be at least 1ms".into()));
         }
+        if let Some(attempt) = w.attempt_timeout {
+            if attempt.0 < Duration::from_millis(1) || attempt > w.request_timeout {
+                return Err((
+                    "workload.attempt_timeout",
+                    format!(
+                        "expected at least 1ms and at most request_timeout ({}), got {attempt}",
+                        w.request_timeout
+                    ),
+                ));
+            }
+        }
+        if let super::ReadsFrom::Node(id) = w.reads_from {
+            if id as usize > self.cluster.nodes {
+                return Err((
+                    "workload.reads_from",
+                    format!(
+                        "n{id} does not exist: the cluster has {} nodes",
+                        self.cluster.nodes
+                    ),
+                ));
+            }
+        }
         Ok(())
     }
 

@@ -10,10 +10,66 @@ use super::expect::{self, Evidence, Expectations};
 use super::figures::{self, FaultCover, WindowSource};
 use super::model::{self, FinalReadCounts, NodeExit, OpFunction, OpOutcome, RunEvent, RunFolder};
 use super::schema::{
-    FailedFault, Faults, FinalReads, LinKey, Linearizability, Report, RunInfo,
+    FailedFault, Faults, FinalReads, LinKey, Linearizability, Report, RunInfo, StoppedEarly,
     REPORT_SCHEMA_VERSION,
 };
-use super::verdict::{overall_verdict, CheckResult, CheckVerdict};
+use super::verdict::{overall_verdict, violations, CheckResult, CheckVerdict, ViolationKind};
+
+/// When the fault phase started, ns since the run started: its phase line in events.jsonl, else the warm-up's
+/// start plus the planned warm-up (a run that stopped during the warm-up has no fault phase).
+fn fault_phase_ns(events: Option<&[RunEvent]>, manifest: &model::Manifest) -> Option<u64> {
+    let phase = |wanted: &str| {
+        events?.iter().find_map(|e| match e {
+            RunEvent::Phase { time_ns, name } if name == wanted => Some(*time_ns),
+            _ => None,
+        })
+    };
+    phase("faults").or_else(|| {
+        let warmup = manifest.plan_duration("/warmup")?;
+        Some(phase("warmup")? + warmup.as_nanos() as u64)
+    })
+}
+
+/// The first evidence of each violation, ns since the run started, when known.
+fn violation_times(
+    kinds: &[ViolationKind],
+    lin: &Option<model::CheckView>,
+    lost: &super::figures::LostWrites,
+    exits_ns: &[u64],
+    convergence: Option<&model::Convergence>,
+) -> Vec<u64> {
+    let mut times = Vec::new();
+    for kind in kinds {
+        let t = match kind {
+            // The completion of the op no linearization reaches: the first prefix of the key's history that
+            // cannot be linearized ends there.
+            ViolationKind::NotLinearizable => lin.as_ref().and_then(|view| {
+                view.keys
+                    .iter()
+                    .filter_map(|k| {
+                        let f = k.counterexample.as_ref()?.get("failed_op")?;
+                        f.get("complete_time_ns")
+                            .and_then(|v| v.as_u64())
+                            .or_else(|| f.get("invoke_time_ns")?.as_u64())
+                    })
+                    .min()
+            }),
+            ViolationKind::AcknowledgedWriteLost => lost
+                .lost
+                .iter()
+                .map(|l| (l.acknowledged_s * 1e9).round() as u64)
+                .min(),
+            ViolationKind::NodeCrashed => exits_ns.iter().copied().min(),
+            ViolationKind::ReplicasDiverge => convergence.and_then(|c| c.time_ns),
+        };
+        times.extend(t);
+    }
+    times
+}
+
+fn seconds_between(from_ns: u64, to_ns: u64) -> f64 {
+    figures::round3((to_ns as f64 - from_ns as f64) / 1e9)
+}
 
 /// The history's final reads when outcome.json does not count them: reads in the `final-reads` phase when
 /// events.jsonl marks it, else the read-only processes that started after every other process had finished.
@@ -298,6 +354,7 @@ pub fn build_with_check(
 
     // Linearizability: check.json, else the report checks the history itself.
     let mut own_check = check;
+    let mut lin_view: Option<model::CheckView> = folder.check.clone();
     let lin = match &folder.check {
         Some(view) => linearizability_from(view, "check.json"),
         None => {
@@ -310,10 +367,12 @@ pub fn build_with_check(
             )
             .expect("the checker's report has the fields the report reads");
             own_check = Some(report);
-            linearizability_from(
+            let lin = linearizability_from(
                 &view,
                 "history.jsonl (checked by the report: check.json missing)",
-            )
+            );
+            lin_view = Some(view);
+            lin
         }
     };
     let counterexample_html = if lin.verdict == "not-linearizable" {
@@ -364,6 +423,22 @@ pub fn build_with_check(
         }
     }
     exits.sort_by(|a, b| (a.node, &a.status).cmp(&(b.node, &b.status)));
+    let mut exits_ns: Vec<u64> = events
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::NodeExited { time_ns, .. } => Some(*time_ns),
+            _ => None,
+        })
+        .collect();
+    exits_ns.extend(
+        folder
+            .history
+            .notes
+            .iter()
+            .filter(|n| n.process == "runner" && n.f == "node-exited")
+            .filter_map(|n| n.value.get("time_ns")?.as_u64()),
+    );
 
     // Tool errors.
     let mut tool_errors: Vec<String> = folder
@@ -471,6 +546,43 @@ pub fn build_with_check(
             convergence: folder.outcome.as_ref().and_then(|o| o.convergence.as_ref()),
         },
     ));
+    let kinds = violations(&checks);
+    let stopped = folder
+        .outcome
+        .as_ref()
+        .and_then(|o| o.stopped_early.clone());
+    if let Some(s) = &stopped {
+        // An early stop claims a certain violation; if the run's own checks do not show it, something in the
+        // tool went wrong, and that is no verdict about the system.
+        if !kinds.iter().any(|k| k.slug() == s.label) {
+            let why = format!(
+                "the run stopped early for {:?} ({}), but the checks of the whole run do not show it",
+                s.label, s.reason
+            );
+            tool_errors.push(why.clone());
+            if let Some(c) = checks.iter_mut().find(|c| c.id == "tool-errors") {
+                c.verdict = CheckVerdict::ToolError;
+                c.message = tool_errors.join("; ");
+            }
+        }
+    }
+    let phase_ns = fault_phase_ns(events, m);
+    let first_violation_s = violation_times(
+        &kinds,
+        &lin_view,
+        &lost_writes,
+        &exits_ns,
+        folder.outcome.as_ref().and_then(|o| o.convergence.as_ref()),
+    )
+    .into_iter()
+    .min()
+    .zip(phase_ns)
+    .map(|(t, start)| seconds_between(start, t));
+    let stopped_early = stopped.map(|s| StoppedEarly {
+        after_fault_phase_s: phase_ns.map(|start| seconds_between(start, s.time_ns)),
+        label: s.label,
+        reason: s.reason,
+    });
     let verdict = overall_verdict(&checks);
 
     Ok(Report {
@@ -498,6 +610,9 @@ pub fn build_with_check(
             tool_version: m.version.clone(),
         },
         verdict,
+        violations: kinds,
+        first_violation_s,
+        stopped_early,
         checks,
         ops: counts,
         final_reads: final_reads.map(|(fr, source)| FinalReads {

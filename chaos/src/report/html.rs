@@ -170,15 +170,26 @@ pub fn render(report: &Report) -> String {
         .count();
     let _ = write!(
         s,
-        "<div class=\"banner {}\"><h1>{}</h1><div class=\"what\">{} · seed {} · {} · {} node(s) · {} of {} checks not passing</div></div>\n<main>\n",
+        "<div class=\"banner {}\"><h1>{}{}</h1><div class=\"what\">{} · seed {} · {} · {} node(s) · {} of {} checks not passing{}</div></div>\n<main>\n",
         verdict_class(report.verdict),
         report.verdict.word(),
+        escape(&super::summary::violations_text(report)),
         escape(&r.plan),
         escape(&seed),
         opt(&r.target),
         opt(&r.nodes),
         failing,
-        report.checks.len()
+        report.checks.len(),
+        [
+            super::summary::stopped_early_text(report),
+            report
+                .first_violation_s
+                .map(|t| format!("first violation {t:.3} s after the fault phase began")),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| format!(" · {}", escape(&t)))
+        .collect::<String>()
     );
 
     // The run.

@@ -1,12 +1,14 @@
 //! junit.xml: one test case per check and expectation, so CI shows a run's results natively. A failed check is a
 //! `<failure>`, an unknown or a tool error an `<error>`, one that was not evaluated `<skipped>`. Test case names are
 //! the checks' stable ids (`linearizability`, `expect.leader_within`), so CI can follow them from run to run.
+//! A failure that is a violation has the violation's label as its type (`not-linearizable`, `node-crashed`...);
+//! the suite's properties list the run's `violations`, `first_violation_s` and `stopped_early`.
 
 use quick_xml::events::{BytesDecl, BytesText, Event};
 use quick_xml::Writer;
 
 use super::schema::Report;
-use super::verdict::CheckVerdict;
+use super::verdict::{CheckVerdict, ViolationKind};
 
 fn count(report: &Report, v: CheckVerdict) -> usize {
     report.checks.iter().filter(|c| c.verdict == v).count()
@@ -53,6 +55,14 @@ fn write(w: &mut Writer<Vec<u8>>, report: &Report) -> std::io::Result<()> {
                 w.create_element("properties").write_inner_content(|w| {
                     let mut props: Vec<(&str, String)> =
                         vec![("verdict", report.verdict.word().to_owned())];
+                    let slugs: Vec<&str> = report.violations.iter().map(|v| v.slug()).collect();
+                    props.push(("violations", slugs.join(",")));
+                    if let Some(t) = report.first_violation_s {
+                        props.push(("first_violation_s", format!("{t:.3}")));
+                    }
+                    if let Some(e) = &report.stopped_early {
+                        props.push(("stopped_early", format!("{}: {}", e.label, e.reason)));
+                    }
                     if let Some(s) = report.run.seed {
                         props.push(("seed", s.to_string()));
                     }
@@ -83,9 +93,14 @@ fn write(w: &mut Writer<Vec<u8>>, report: &Report) -> std::io::Result<()> {
                             match c.verdict {
                                 CheckVerdict::Pass => {}
                                 CheckVerdict::Fail => {
+                                    // A violation's failure is typed with its label (`not-linearizable`...).
+                                    let kind = ViolationKind::ALL
+                                        .into_iter()
+                                        .find(|v| v.check_id() == c.id)
+                                        .map_or("fail", ViolationKind::slug);
                                     w.create_element("failure")
                                         .with_attribute(("message", message.as_str()))
-                                        .with_attribute(("type", "fail"))
+                                        .with_attribute(("type", kind))
                                         .write_text_content(BytesText::new(&message))?;
                                 }
                                 CheckVerdict::Unknown | CheckVerdict::ToolError => {

@@ -40,10 +40,12 @@ use std::path::{Path, PathBuf};
 pub use build::{build, build_with_check};
 pub use error::ReportError;
 pub use schema::{
-    FailedFault, Faults, FinalReads, LinKey, Linearizability, Report, RunInfo,
+    FailedFault, Faults, FinalReads, LinKey, Linearizability, Report, RunInfo, StoppedEarly,
     REPORT_SCHEMA_VERSION,
 };
-pub use verdict::{overall_verdict, CheckResult, CheckVerdict, RunVerdict};
+pub use verdict::{
+    overall_verdict, violations, CheckResult, CheckVerdict, RunVerdict, ViolationKind,
+};
 
 /// The files [`write()`] wrote.
 #[derive(Clone, Debug)]

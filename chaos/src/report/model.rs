@@ -349,6 +349,22 @@ pub struct Convergence {
     /// What was compared.
     #[serde(default)]
     pub detail: String,
+    /// When it was compared, ns since the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_ns: Option<u64>,
+}
+
+/// `outcome.json`'s `stopped_early`: the first certain violation, after which the run stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub struct EarlyStopRecord {
+    /// `not-linearizable` or `node-crashed`.
+    pub label: String,
+    /// What was seen.
+    #[serde(default)]
+    pub reason: String,
+    /// When, ns since the run started.
+    #[serde(default)]
+    pub time_ns: u64,
 }
 
 /// `outcome.json`.
@@ -369,6 +385,9 @@ pub struct OutcomeFile {
     /// Convergence after heal.
     #[serde(default)]
     pub convergence: Option<Convergence>,
+    /// Why the run stopped before its planned end (`stop_early`).
+    #[serde(default)]
+    pub stopped_early: Option<EarlyStopRecord>,
     /// Whether the run was interrupted.
     #[serde(default)]
     pub interrupted: bool,

@@ -8,7 +8,18 @@ use super::figures::{
     Availability, FaultWindow, LatencyFigures, Leadership, LostWrites, OpCounts, WindowSource,
 };
 use super::model::{Convergence, NodeExit, Notice, RunFolder};
-use super::verdict::{CheckResult, RunVerdict};
+use super::verdict::{CheckResult, RunVerdict, ViolationKind};
+
+/// A run that stopped before its planned end because a violation was certain (the plan's `stop_early`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StoppedEarly {
+    /// The violation that stopped it: `not-linearizable` or `node-crashed`.
+    pub label: String,
+    /// What was seen.
+    pub reason: String,
+    /// When, s since the start of the fault phase (negative: during the warm-up), when known.
+    pub after_fault_phase_s: Option<f64>,
+}
 
 /// Version of `report.json`.
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
@@ -116,6 +127,14 @@ pub struct Report {
     pub run: RunInfo,
     /// The verdict of the run.
     pub verdict: RunVerdict,
+    /// The kinds of violation the run shows (empty unless a check of one of these kinds failed).
+    pub violations: Vec<ViolationKind>,
+    /// Seconds from the start of the fault phase to the first evidence of a violation (negative: during the
+    /// warm-up), when there is a violation and its time is known: the completion of the op no linearization
+    /// reaches, a lost write's acknowledgement, a node's exit, the convergence check.
+    pub first_violation_s: Option<f64>,
+    /// Set when the run stopped before its planned end.
+    pub stopped_early: Option<StoppedEarly>,
     /// Every check and expectation, each with its own verdict.
     pub checks: Vec<CheckResult>,
     /// Client ops by outcome.

@@ -27,6 +27,29 @@ pub fn latency_text(l: &Option<LatencyStats>) -> String {
     }
 }
 
+/// ` [not linearizable, node crashed]`, or nothing without a violation.
+pub fn violations_text(report: &Report) -> String {
+    if report.violations.is_empty() {
+        return String::new();
+    }
+    let labels: Vec<&str> = report.violations.iter().map(|v| v.label()).collect();
+    format!(" [{}]", labels.join(", "))
+}
+
+/// `stopped early: node-crashed (n2 exited on its own ...) 3.2 s into the fault phase`.
+pub fn stopped_early_text(report: &Report) -> Option<String> {
+    report.stopped_early.as_ref().map(|e| {
+        format!(
+            "stopped early: {} ({}){}",
+            e.label,
+            e.reason,
+            e.after_fault_phase_s
+                .map(|t| format!(", {t:.1} s after the fault phase began"))
+                .unwrap_or_default()
+        )
+    })
+}
+
 /// The summary, several lines, verdict first.
 pub fn text(report: &Report, html: &Path) -> String {
     let mut s = String::new();
@@ -37,8 +60,9 @@ pub fn text(report: &Report, html: &Path) -> String {
         .count();
     let _ = writeln!(
         s,
-        "{}: {} (seed {}){}",
+        "{}{}: {} (seed {}){}",
         report.verdict.word(),
+        violations_text(report),
         report.run.plan,
         report
             .run
@@ -50,6 +74,12 @@ pub fn text(report: &Report, html: &Path) -> String {
             String::new()
         }
     );
+    if let Some(e) = stopped_early_text(report) {
+        let _ = writeln!(s, "  {e}");
+    }
+    if let Some(t) = report.first_violation_s {
+        let _ = writeln!(s, "  first violation {t:.3} s after the fault phase began");
+    }
     let o = &report.ops;
     let _ = writeln!(
         s,

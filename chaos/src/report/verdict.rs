@@ -80,6 +80,75 @@ pub struct CheckResult {
     pub message: String,
 }
 
+/// A kind of misbehaviour of the system under test; a failed run carries one or more (report.json's
+/// `violations`, in this order). Failed expectations about availability, latency, leadership or the op count
+/// fail a run without being a violation of these kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ViolationKind {
+    /// The history is not linearizable (the `linearizability` check failed).
+    NotLinearizable,
+    /// An acknowledged write is missing from the final reads (`expect.no_lost_writes` failed).
+    AcknowledgedWriteLost,
+    /// The nodes' replicated state differs after the heal (`expect.converged` failed).
+    ReplicasDiverge,
+    /// A node exited without a planned fault (`node-crashes` failed).
+    NodeCrashed,
+}
+
+impl ViolationKind {
+    /// Every kind, in report order.
+    pub const ALL: [ViolationKind; 4] = [
+        ViolationKind::NotLinearizable,
+        ViolationKind::AcknowledgedWriteLost,
+        ViolationKind::ReplicasDiverge,
+        ViolationKind::NodeCrashed,
+    ];
+
+    /// The stable machine name: `not-linearizable`, `acknowledged-write-lost`, `replicas-diverge`,
+    /// `node-crashed`.
+    pub fn slug(self) -> &'static str {
+        match self {
+            ViolationKind::NotLinearizable => "not-linearizable",
+            ViolationKind::AcknowledgedWriteLost => "acknowledged-write-lost",
+            ViolationKind::ReplicasDiverge => "replicas-diverge",
+            ViolationKind::NodeCrashed => "node-crashed",
+        }
+    }
+
+    /// The label for people: `not linearizable`, `acknowledged write lost`, `replicas diverge`, `node crashed`.
+    pub fn label(self) -> &'static str {
+        match self {
+            ViolationKind::NotLinearizable => "not linearizable",
+            ViolationKind::AcknowledgedWriteLost => "acknowledged write lost",
+            ViolationKind::ReplicasDiverge => "replicas diverge",
+            ViolationKind::NodeCrashed => "node crashed",
+        }
+    }
+
+    /// The check whose failure is this violation.
+    pub fn check_id(self) -> &'static str {
+        match self {
+            ViolationKind::NotLinearizable => "linearizability",
+            ViolationKind::AcknowledgedWriteLost => "expect.no_lost_writes",
+            ViolationKind::ReplicasDiverge => "expect.converged",
+            ViolationKind::NodeCrashed => "node-crashes",
+        }
+    }
+}
+
+/// The violations the failed checks show, in [`ViolationKind::ALL`]'s order.
+pub fn violations(checks: &[CheckResult]) -> Vec<ViolationKind> {
+    ViolationKind::ALL
+        .into_iter()
+        .filter(|v| {
+            checks
+                .iter()
+                .any(|c| c.id == v.check_id() && c.verdict == CheckVerdict::Fail)
+        })
+        .collect()
+}
+
 /// The overall verdict: a tool error first (the run did not go as planned, so it proves nothing), then any
 /// failure, then any unknown. Checks that were not evaluated do not change it (they are shown as such).
 pub fn overall_verdict(checks: &[CheckResult]) -> RunVerdict {

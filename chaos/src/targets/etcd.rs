@@ -12,6 +12,12 @@
 //! Outcomes: a read that fails in any way is `fail` (a read changes nothing); a write or cas that could not
 //! connect is `fail`; a txn whose compare failed is a cas mismatch; every other error of a write (timeouts,
 //! dropped connections, "request timed out", "leader changed") is `info`: it may have been applied.
+//!
+//! Retries inside an op (when the plan's `attempt_timeout` is shorter than its `request_timeout`): etcd's gateway
+//! has no client session, so a re-sent put is a second put, not the same request again (etcd's own Go client
+//! does not blindly re-send a put either). So only what is safe is retried, each time at the next member, until
+//! the op's deadline: reads, whatever went wrong; writes and txns only when the request certainly never reached
+//! a server (the connection could not be made). A write that may have been delivered ends `info` at once.
 
 use super::{
     BoxFuture, CasAnswer, ClientSettings, KvClient, Layout, NodeCommand, NodeStatus, Outcome,
@@ -132,7 +138,7 @@ pub struct Etcd {
 impl Etcd {
     /// A target for `layout`; with TLS, clients use the run's client certificate.
     pub fn new(binary: PathBuf, layout: &Layout) -> Result<Etcd, String> {
-        let http = http_client(layout, Duration::from_secs(2))?;
+        let http = http_client(layout, Duration::from_secs(2), None)?;
         Ok(Etcd {
             binary,
             tls: layout.tls,
@@ -150,19 +156,36 @@ impl Etcd {
     }
 }
 
-/// An HTTP client that trusts the run's CA and presents the run's client certificate (when TLS is on).
-fn http_client(layout: &Layout, timeout: Duration) -> Result<reqwest::Client, String> {
+/// An HTTP client that trusts the run's CA and presents the run's client certificate (when TLS is on), sending
+/// from `source` when given.
+fn http_client(
+    layout: &Layout,
+    timeout: Duration,
+    source: Option<std::net::IpAddr>,
+) -> Result<reqwest::Client, String> {
     let builder = reqwest::Client::builder()
+        .local_address(source)
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(1)))
         .pool_max_idle_per_host(4)
         .no_proxy();
+    // Without TLS, reqwest still wants a crypto provider and, with none installed for the process, panics
+    // ("No provider set"): give it one that trusts nothing (plain http:// never uses it).
     let builder = if layout.tls {
         builder.use_preconfigured_tls(tls_config(layout)?)
     } else {
-        builder
+        builder.use_preconfigured_tls(no_tls_config()?)
     };
     builder.build().map_err(|e| format!("http client: {e}"))
+}
+
+fn no_tls_config() -> Result<rustls::ClientConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| format!("tls: {e}"))?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
 }
 
 fn tls_config(layout: &Layout) -> Result<rustls::ClientConfig, String> {
@@ -320,11 +343,17 @@ impl Target for Etcd {
             .iter()
             .map(|n| format!("{}://{}", self.scheme(), n.client_addr()))
             .collect();
+        let attempt = settings.attempt_timeout.min(settings.request_timeout);
         Ok(Box::new(EtcdClient {
-            http: http_client(layout, settings.request_timeout)?,
+            http: http_client(layout, attempt, settings.source_ip)?,
             urls,
             current: 0,
             spread_reads: settings.spread_reads,
+            read_node: settings
+                .read_node
+                .and_then(|id| layout.nodes.iter().position(|n| n.id == id)),
+            request_timeout: settings.request_timeout,
+            retry: attempt < settings.request_timeout,
         }))
     }
 
@@ -377,6 +406,12 @@ struct EtcdClient {
     urls: Vec<String>,
     current: usize,
     spread_reads: bool,
+    /// Every read goes to this member (index into `urls`).
+    read_node: Option<usize>,
+    /// Deadline of one op, retries included.
+    request_timeout: Duration,
+    /// Whether to retry what is safe to retry within the op's deadline (the attempt timeout is shorter).
+    retry: bool,
 }
 
 /// What came back from one gateway call.
@@ -399,9 +434,35 @@ const DEFINITE_REFUSALS: [&str; 3] = [
 ];
 
 impl EtcdClient {
-    async fn call(&mut self, path: &str, body: Json) -> Answer {
+    /// Calls `path` until an answer that `again` does not want retried, or the op's deadline: the first attempt
+    /// always, further ones only when retries are on and time is left. Each attempt's timeout is the client's
+    /// (the attempt timeout), cut to what is left of the deadline.
+    async fn call_retrying(
+        &mut self,
+        path: &str,
+        body: &Json,
+        again: impl Fn(&Answer) -> bool,
+    ) -> Answer {
+        let deadline = tokio::time::Instant::now() + self.request_timeout;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let answer = self.call(path, body.clone(), left).await;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if !self.retry || !again(&answer) || left < Duration::from_millis(1) {
+                return answer;
+            }
+            // A refused connection answers at once: pause a little so a down member is not hammered.
+            tokio::time::sleep(Duration::from_millis(20).min(left)).await;
+        }
+    }
+
+    async fn call(&mut self, path: &str, body: Json, left: Duration) -> Answer {
         let url = format!("{}{path}", self.urls[self.current]);
-        let answer = match self.http.post(url).json(&body).send().await {
+        let mut request = self.http.post(url).json(&body);
+        if left < self.request_timeout {
+            request = request.timeout(left.max(Duration::from_millis(1)));
+        }
+        let answer = match request.send().await {
             Ok(answer) => answer,
             Err(e) => {
                 self.current = (self.current + 1) % self.urls.len();
@@ -452,11 +513,15 @@ fn first_value(kvs: &Json) -> Result<Option<String>, String> {
 impl KvClient for EtcdClient {
     fn read<'a>(&'a mut self, key: &'a str) -> BoxFuture<'a, Outcome<Option<String>>> {
         Box::pin(async move {
-            if self.spread_reads {
+            if let Some(i) = self.read_node {
+                self.current = i;
+            } else if self.spread_reads {
                 self.current = (self.current + 1) % self.urls.len();
             }
+            // A read changes nothing: any failed attempt may be retried.
+            let body = json!({"key": B64.encode(key)});
             match self
-                .call("/v3/kv/range", json!({"key": B64.encode(key)}))
+                .call_retrying("/v3/kv/range", &body, |a| !matches!(a, Answer::Body(_)))
                 .await
             {
                 Answer::Body(body) => match first_value(&body["kvs"]) {
@@ -472,7 +537,10 @@ impl KvClient for EtcdClient {
     fn write<'a>(&'a mut self, key: &'a str, value: &'a str) -> BoxFuture<'a, Outcome<()>> {
         Box::pin(async move {
             let body = json!({"key": B64.encode(key), "value": B64.encode(value)});
-            match self.call("/v3/kv/put", body).await {
+            match self
+                .call_retrying("/v3/kv/put", &body, |a| matches!(a, Answer::NotSent(_)))
+                .await
+            {
                 Answer::Body(_) => Outcome::Ok(()),
                 Answer::NotSent(e) | Answer::Refused(e) => Outcome::Fail(e),
                 Answer::Uncertain(e) => Outcome::Unknown(e),
@@ -501,7 +569,10 @@ impl KvClient for EtcdClient {
                 "success": [{"request_put": {"key": k, "value": B64.encode(new)}}],
                 "failure": [{"request_range": {"key": k}}],
             });
-            match self.call("/v3/kv/txn", body).await {
+            match self
+                .call_retrying("/v3/kv/txn", &body, |a| matches!(a, Answer::NotSent(_)))
+                .await
+            {
                 Answer::Body(body) => {
                     if body["succeeded"].as_bool() == Some(true) {
                         return Outcome::Ok(CasAnswer {

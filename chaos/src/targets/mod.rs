@@ -183,8 +183,30 @@ pub struct CasAnswer {
 pub struct ClientSettings {
     /// Deadline of one operation (retries included).
     pub request_timeout: Duration,
+    /// Deadline of one attempt at one node (at most `request_timeout`); a shorter one lets the client retry
+    /// inside the operation, as far as the target's client can do so safely.
+    pub attempt_timeout: Duration,
     /// Send each read to the next node in turn instead of the leader.
     pub spread_reads: bool,
+    /// Send every read to this node (by id) first; overrides `spread_reads`.
+    pub read_node: Option<u64>,
+    /// The local address the client sends from (None: the target's default), so that network rules can tell
+    /// clients apart (client c from 127.0.1.(c+1), say).
+    pub source_ip: Option<IpAddr>,
+}
+
+impl ClientSettings {
+    /// Settings with deadline `request_timeout` for every attempt and op, reads to the leader, the default
+    /// source address.
+    pub fn new(request_timeout: Duration) -> ClientSettings {
+        ClientSettings {
+            request_timeout,
+            attempt_timeout: request_timeout,
+            spread_reads: false,
+            read_node: None,
+            source_ip: None,
+        }
+    }
 }
 
 /// A key/value client of one target.

@@ -132,8 +132,10 @@ impl Target for RaftNode {
             .collect();
         let options = ClientOptions {
             request_timeout: settings.request_timeout,
-            attempt_timeout: settings.request_timeout,
+            attempt_timeout: settings.attempt_timeout.min(settings.request_timeout),
             spread_reads: settings.spread_reads,
+            read_node: settings.read_node.map(raft::NodeId),
+            bind_ip: settings.source_ip,
             ..ClientOptions::default()
         };
         let client = Client::connect_with_ids(&nodes, &layout.certs, &layout.client_name, options)

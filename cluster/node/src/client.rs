@@ -67,6 +67,12 @@ pub struct ClientOptions {
     /// Send each read to the next node in turn instead of the leader, as a client behind a load balancer does.
     /// A correct cluster redirects; a node that answers reads from its own state is caught out.
     pub spread_reads: bool,
+    /// Send every read first to this node (one given to `connect_with_ids`; a correct cluster redirects it to
+    /// the leader); overrides `spread_reads`. Writes still go to the leader.
+    pub read_node: Option<NodeId>,
+    /// The local address to send from (default: loopback for loopback clusters, any address otherwise), e.g.
+    /// a per-client loopback address so network rules can tell clients apart.
+    pub bind_ip: Option<std::net::IpAddr>,
 }
 
 impl Default for ClientOptions {
@@ -79,6 +85,8 @@ impl Default for ClientOptions {
             retry: true,
             session: None,
             spread_reads: false,
+            read_node: None,
+            bind_ip: None,
         }
     }
 }
@@ -149,6 +157,10 @@ impl Client {
         }
         .parse()
         .expect("valid");
+        let bind = match options.bind_ip {
+            Some(ip) => SocketAddr::new(ip, 0),
+            None => bind,
+        };
         let endpoint = ClientEndpoint::bind(
             bind,
             &credentials,
@@ -212,7 +224,13 @@ impl Client {
 
     /// Reads a key (linearizably).
     pub async fn get(&mut self, key: &str) -> Outcome<Option<String>> {
-        if self.options.spread_reads {
+        if let Some(i) = self
+            .options
+            .read_node
+            .and_then(|id| self.known_ids.get(&id).copied())
+        {
+            self.leader = Some(i);
+        } else if self.options.spread_reads {
             self.read_cursor = (self.read_cursor + 1) % self.sessions.len();
             self.leader = Some(self.read_cursor);
         }
