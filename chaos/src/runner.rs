@@ -375,7 +375,8 @@ async fn lifecycle(run: &Run<'_>, binary: &Path) -> Result<RunSummary, RunError>
         .await?;
     let recording = Recording::start(run, &cluster, leader)?;
     let (early_keys, key_checks) = early_key_checks(run);
-    let workload = Workload::start(run, &cluster, &recording, None, early_keys)?;
+    let source_ips = client_source_ips(run.plan);
+    let workload = Workload::start(run, &cluster, &recording, source_ips.as_deref(), early_keys)?;
     recording.phase(
         run,
         "warmup",
@@ -612,7 +613,7 @@ struct Workload {
 
 impl Workload {
     /// Starts the clients; client i sends from `source_ips[i]` when given (see
-    /// [`workload::loopback_client_ip`]), and finished keys go to `early_keys` when given.
+    /// [`client_source_ips`]), and finished keys go to `early_keys` when given.
     fn start(
         run: &Run<'_>,
         cluster: &Cluster,
@@ -866,6 +867,16 @@ fn client_link_ids(plan: &Plan) -> Vec<u64> {
     (0..plan.workload.clients)
         .map(crate::faults::network::client_id)
         .collect()
+}
+
+/// The address each client sends from, when faults reach client links: the kernel rules tell clients apart by
+/// it (see [`crate::faults::network::nftables::client_ip`]). None otherwise: clients send from any address.
+fn client_source_ips(plan: &Plan) -> Option<Vec<IpAddr>> {
+    plan.uses_client_links().then(|| {
+        (0..plan.workload.clients)
+            .map(|i| IpAddr::V4(crate::faults::network::nftables::client_ip(i)))
+            .collect()
+    })
 }
 
 /// Stops the nodes; returns the exits nobody caused (crashes of the system under test).

@@ -278,15 +278,6 @@ pub fn client_settings(plan: &WorkloadPlan, source_ip: Option<IpAddr>) -> Client
     }
 }
 
-/// A loopback source address of its own for client `index`: 127.0.1.(index+1) (index < 254), for network rules
-/// that must tell clients apart.
-pub fn loopback_client_ip(index: usize) -> Option<IpAddr> {
-    u8::try_from(index + 1)
-        .ok()
-        .filter(|&b| b < 255)
-        .map(|b| IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 1, b)))
-}
-
 /// Performs one op for `process`, records its invoke and completion, and returns the completion's kind
 /// (`Info` means the process must be retired).
 pub async fn perform(

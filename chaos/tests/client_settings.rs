@@ -37,11 +37,12 @@ fn ip(last: u8) -> IpAddr {
 }
 
 #[test]
-fn client_c_gets_the_loopback_address_127_0_1_c_plus_1() {
-    assert_eq!(chaos::workload::loopback_client_ip(0), Some(ip(1)));
-    assert_eq!(chaos::workload::loopback_client_ip(1), Some(ip(2)));
-    assert_eq!(chaos::workload::loopback_client_ip(253), Some(ip(254)));
-    assert_eq!(chaos::workload::loopback_client_ip(254), None);
+fn client_c_sends_from_the_address_the_kernel_rules_match() {
+    use chaos::faults::network::nftables::client_ip;
+    assert_eq!(IpAddr::V4(client_ip(0)), ip(1));
+    assert_eq!(IpAddr::V4(client_ip(1)), ip(2));
+    assert_eq!(IpAddr::V4(client_ip(253)), ip(254));
+    assert_eq!(client_ip(254), Ipv4Addr::new(127, 0, 2, 1));
 }
 
 #[tokio::test]
