@@ -101,6 +101,10 @@ struct RunArgs {
     /// read-index (default) or lease.
     #[arg(long)]
     read_mode: Option<String>,
+    /// Clock drift lease reads tolerate, as a fraction in [0, 1) (default 0.05): the lease ends after
+    /// election-timeout-min × (1 − bound) on the leader's clock.
+    #[arg(long)]
+    lease_drift_bound: Option<f64>,
     /// ranked (default) or random: ranked followers wait by their place after the leader, so the next one takes over
     /// sooner and alone.
     #[arg(long)]
@@ -280,6 +284,7 @@ async fn run(args: RunArgs) -> Result<ExitCode> {
     file.election_timeout_min = args.election_timeout_min.or(file.election_timeout_min);
     file.election_timeout_max = args.election_timeout_max.or(file.election_timeout_max);
     file.read_mode = args.read_mode.or(file.read_mode);
+    file.lease_drift_bound = args.lease_drift_bound.or(file.lease_drift_bound);
     file.election_timeout_policy = args
         .election_timeout_policy
         .or(file.election_timeout_policy);
