@@ -57,6 +57,8 @@ struct NodeProcess {
 pub struct Supervisor {
     nodes: BTreeMap<u64, NodeProcess>,
     unexpected_exits: Vec<(u64, String)>,
+    /// Nodes whose own exits are expected for now (see [`NodeProcesses::excuse_exits`]).
+    excused: std::collections::BTreeSet<u64>,
 }
 
 /// A node process could not be started or signalled.
@@ -211,7 +213,11 @@ impl Supervisor {
             if let Some(child) = node.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     // Nobody signalled it (kill and terminate take the child first): it exited on its own.
-                    self.unexpected_exits.push((id, status.to_string()));
+                    if self.excused.contains(&id) {
+                        tracing::info!(node = id, %status, "node stopped while a fault excused it");
+                    } else {
+                        self.unexpected_exits.push((id, status.to_string()));
+                    }
                     node.child = None;
                     node.paused = false;
                 }
@@ -387,6 +393,12 @@ pub trait NodeProcesses: Send + std::fmt::Debug {
     fn shutdown(&mut self, grace: Duration);
     /// Where node `id`'s log is (on this machine).
     fn log_path(&self, id: u64) -> Option<PathBuf>;
+    /// While `excused`, an exit of node `id` on its own is the designed reaction to a fault in force (a
+    /// fail-stop on ENOSPC), not a crash: it is not counted among [`NodeProcesses::unexpected_exits`]. Hosts
+    /// that cannot run such faults (validation refuses them) keep the default, which excuses nothing.
+    fn excuse_exits(&mut self, id: u64, excused: bool) {
+        let _ = (id, excused);
+    }
 }
 
 impl NodeProcesses for Supervisor {
@@ -436,6 +448,16 @@ impl NodeProcesses for Supervisor {
 
     fn log_path(&self, id: u64) -> Option<PathBuf> {
         Supervisor::log_path(self, id).map(Path::to_path_buf)
+    }
+
+    fn excuse_exits(&mut self, id: u64, excused: bool) {
+        // An exit that happened while excused but is noticed only now still counts as excused.
+        self.reap(id);
+        if excused {
+            self.excused.insert(id);
+        } else {
+            self.excused.remove(&id);
+        }
     }
 }
 
