@@ -533,6 +533,65 @@ mod tests {
         assert_eq!(sup.reap_all(), vec![], "a kill is not an unexpected exit");
     }
 
+    /// A disk-full fault excuses its nodes: an exit then (the designed fail-stop on ENOSPC) is no crash, and
+    /// one after the excuse is lifted is again.
+    #[test]
+    fn an_excused_exit_is_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        let mut quitter = sleeper(dir.path(), 1);
+        quitter.args = vec!["-c".into(), "exit 1".into()];
+        sup.add(quitter);
+        NodeProcesses::excuse_exits(&mut sup, 1, true);
+        sup.start(1).unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while sup.state(1) != ProcessState::Down {
+            assert!(Instant::now() < give_up, "the exit was never noticed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        NodeProcesses::excuse_exits(&mut sup, 1, false);
+        assert_eq!(sup.unexpected_exits(), &[] as &[(u64, String)]);
+        sup.start(1).unwrap();
+        while sup.unexpected_exits().is_empty() {
+            assert!(
+                Instant::now() < give_up,
+                "the second exit was never noticed"
+            );
+            sup.reap_all();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(sup.unexpected_exits()[0].0, 1);
+    }
+
+    /// An exit that happened while excused but is noticed only when the excuse is lifted stays excused.
+    #[test]
+    fn lifting_an_excuse_first_reaps_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        let mut quitter = sleeper(dir.path(), 1);
+        quitter.args = vec!["-c".into(), "exit 1".into()];
+        sup.add(quitter);
+        NodeProcesses::excuse_exits(&mut sup, 1, true);
+        sup.start(1).unwrap();
+        // Wait until it is a zombie (exited, not yet reaped), without reaping it.
+        let pid = sup.pids()[0];
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let zombie = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        };
+        while !zombie() {
+            assert!(Instant::now() < give_up, "the process never exited");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        NodeProcesses::excuse_exits(&mut sup, 1, false);
+        assert_eq!(sup.state(1), ProcessState::Down);
+        assert!(sup.unexpected_exits().is_empty());
+    }
+
     #[test]
     fn terminate_waits_then_forces() {
         let dir = tempfile::tempdir().unwrap();

@@ -114,10 +114,14 @@ impl DiskFault {
                     humantime::format_duration(FSYNC_DELAY_MAX)
                 ),
             )),
-            DiskFault::Corrupt { file } if file.is_empty() || file.starts_with('/') || file.contains("..") => {
+            DiskFault::Corrupt { file }
+                if file.is_empty() || file.starts_with('/') || file.contains("..") =>
+            {
                 Err((
                     "file",
-                    format!("expected a glob relative to the data dir (e.g. \"wal/*\"), got {file:?}"),
+                    format!(
+                        "expected a glob relative to the data dir (e.g. \"wal/*\"), got {file:?}"
+                    ),
                 ))
             }
             _ => Ok(()),
@@ -241,7 +245,9 @@ impl DiskNemesis {
                 DiskFault::SlowFsync { fsync_delay } => self
                     .mounts
                     .command(id, &format!("fsync-delay {}", fsync_delay.0.as_millis()))?,
-                DiskFault::Corrupt { file } => self.mounts.command(id, &format!("corrupt {file}"))?,
+                DiskFault::Corrupt { file } => {
+                    self.mounts.command(id, &format!("corrupt {file}"))?
+                }
             };
             detail.insert(format!("n{id}"), answer);
             hit.push(id);

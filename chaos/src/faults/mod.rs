@@ -258,7 +258,10 @@ impl Nemeses {
                 Ok(targets.to_vec())
             }
             FaultSpec::Disk(d) => {
-                let (hit, detail) = self.disk(&fail)?.start(supervisor, d, targets).map_err(fail)?;
+                let (hit, detail) = self
+                    .disk(&fail)?
+                    .start(supervisor, d, targets)
+                    .map_err(fail)?;
                 self.detail = Some(serde_json::Value::Object(detail));
                 Ok(hit)
             }
