@@ -7,7 +7,7 @@
 //!   first. Removed entries (and entries a rename replaced) are parked in a trash folder until their
 //!   directory is fsynced, so that undoing the removal is a rename back.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A file's bytes as the undo log needs them (the real backing file, or a `Vec<u8>` in tests).
 pub trait Store {
@@ -108,6 +108,28 @@ pub enum DirOp {
     },
 }
 
+impl DirOp {
+    /// Moves the paths of this change that lie under `from` to the same place under `to`.
+    fn rebase(&mut self, from: &Path, to: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if let Ok(rest) = p.strip_prefix(from) {
+                *p = if rest.as_os_str().is_empty() {
+                    to.to_path_buf()
+                } else {
+                    to.join(rest)
+                };
+            }
+        };
+        match self {
+            DirOp::Created { path } | DirOp::Removed { path, .. } => fix(path),
+            DirOp::Renamed { from: f, to: t, .. } => {
+                fix(f);
+                fix(t);
+            }
+        }
+    }
+}
+
 /// A primitive step of an undo or a commit, carried out by the filesystem.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Step {
@@ -145,20 +167,31 @@ impl DirLog {
         self.ops.is_empty()
     }
 
-    /// Makes directory `dir`'s changes durable; returns the steps that free what they parked.
+    /// Makes directory `dir`'s changes durable; returns the steps that free what they parked. A rename made
+    /// durable is never undone, so older pending changes under its old name now live under its new one.
     pub fn commit(&mut self, dir: u64) -> Vec<Step> {
-        let (done, kept): (Vec<_>, Vec<_>) = self.ops.drain(..).partition(|(d, _)| *d == dir);
+        let mut kept: Vec<(u64, DirOp)> = Vec::new();
+        let mut steps = Vec::new();
+        for (d, op) in self.ops.drain(..) {
+            if d != dir {
+                kept.push((d, op));
+                continue;
+            }
+            match op {
+                DirOp::Removed { trash, .. } => steps.push(Step::Remove(trash)),
+                DirOp::Renamed { from, to, replaced } => {
+                    for (_, older) in &mut kept {
+                        older.rebase(&from, &to);
+                    }
+                    if let Some(trash) = replaced {
+                        steps.push(Step::Remove(trash));
+                    }
+                }
+                DirOp::Created { .. } => {}
+            }
+        }
         self.ops = kept;
-        done.into_iter()
-            .filter_map(|(_, op)| match op {
-                DirOp::Removed { trash, .. } => Some(Step::Remove(trash)),
-                DirOp::Renamed {
-                    replaced: Some(trash),
-                    ..
-                } => Some(Step::Remove(trash)),
-                _ => None,
-            })
-            .collect()
+        steps
     }
 
     /// Empties the log; returns the steps that undo every change, newest first.
@@ -352,6 +385,31 @@ mod tests {
                 to: p("d/y")
             }]
         );
+    }
+
+    #[test]
+    fn a_durable_rename_carries_older_pending_changes_under_its_new_name() {
+        let p = PathBuf::from;
+        let mut log = DirLog::default();
+        // mkdir wal.tmp (dir 1), create wal.tmp/0.wal (dir 2 = wal.tmp, never synced), rename wal.tmp -> wal
+        // (dir 1), fsync dir 1: the create of the file is still pending, now under wal/.
+        log.push(1, DirOp::Created { path: p("wal.tmp") });
+        log.push(
+            2,
+            DirOp::Created {
+                path: p("wal.tmp/0.wal"),
+            },
+        );
+        log.push(
+            1,
+            DirOp::Renamed {
+                from: p("wal.tmp"),
+                to: p("wal"),
+                replaced: None,
+            },
+        );
+        assert!(log.commit(1).is_empty());
+        assert_eq!(log.undo(), vec![Step::Remove(p("wal/0.wal"))]);
     }
 
     #[test]
