@@ -59,6 +59,9 @@ pub struct Cluster {
     machines: BTreeMap<u64, Arc<Ssh>>,
     /// Where the SSH control sockets live (short: socket paths are limited to 108 bytes).
     ssh_control: Option<tempfile_dir::ControlDir>,
+    /// The disk layers over the data dirs, when the plan has disk faults. Declared after the supervisor: the
+    /// mounts go only once the node processes using them are gone.
+    disks: Option<Arc<crate::faults::disk::DiskMounts>>,
     /// Declared last: dropped after the supervisor has stopped the processes inside the namespaces.
     namespaces: Option<NetnsHosts>,
 }
@@ -165,12 +168,14 @@ impl Cluster {
             clocks: None,
             machines: BTreeMap::new(),
             ssh_control: None,
+            disks: None,
             namespaces,
         };
         if placement == Placement::Ssh {
             cluster.connect_machines(plan, binary, &run_id)?;
         }
         cluster.ready_network(plan, seed, &run_id)?;
+        cluster.ready_disks(plan, seed)?;
         let launches = cluster.node_launches(plan)?;
         cluster.supervisor = cluster.processes(launches)?;
         for id in cluster.supervisor.ids() {
@@ -280,6 +285,29 @@ impl Cluster {
             };
         self.network = Some(backend);
         Ok(())
+    }
+
+    /// Mounts a disk layer over every node's data dir, when the plan has disk faults (local and namespace
+    /// hosts share this machine's filesystem; validation keeps disk faults off SSH hosts).
+    fn ready_disks(&mut self, plan: &Plan, seed: u64) -> Result<(), LaunchError> {
+        if !plan.uses(crate::faults::Family::Disk) {
+            return Ok(());
+        }
+        let dirs: Vec<(u64, std::path::PathBuf)> = self
+            .layout
+            .nodes
+            .iter()
+            .map(|n| (n.id, n.data_dir()))
+            .collect();
+        let mounts = crate::faults::disk::DiskMounts::mount(&dirs, derive_seed(seed, "disk"))
+            .map_err(|e| LaunchError(format!("mounting the disk layers: {e}")))?;
+        self.disks = Some(Arc::new(mounts));
+        Ok(())
+    }
+
+    /// The disk layers, when the plan has disk faults.
+    pub fn disks(&self) -> Option<Arc<crate::faults::disk::DiskMounts>> {
+        self.disks.clone()
     }
 
     /// Who runs the node processes: a supervisor of child processes here, or processes on the SSH machines.

@@ -717,11 +717,15 @@ struct RunInjector<'r, 'p> {
 }
 
 impl RunInjector<'_, '_> {
-    fn record(&self, phase: &str, fault: &ScheduledFault, nodes: &[u64], note: Option<&str>) {
-        let value = serde_json::json!({
+    fn record(&mut self, phase: &str, fault: &ScheduledFault, nodes: &[u64], note: Option<&str>) {
+        let mut value = serde_json::json!({
             "time_ns": self.recording.recorder.now_ns(), "event": phase, "id": fault.id, "kind": fault.kind,
             "name": fault.label, "target": fault.targets.to_string(), "nodes": nodes, "note": note,
         });
+        // What the fault did beyond hitting the nodes (e.g. a disk cut's bytes rolled back per node).
+        if let Some(detail) = self.nemeses.take_detail() {
+            value["detail"] = detail;
+        }
         self.recording.events.write(&value);
         let kind = if phase == "start" {
             EventKind::Invoke
@@ -828,7 +832,8 @@ async fn inject_faults(
     let mut injector = RunInjector {
         run,
         nemeses: Nemeses::new(cluster.ids(), network, clocks)
-            .with_clients(client_link_ids(run.plan)),
+            .with_clients(client_link_ids(run.plan))
+            .with_disks(cluster.disks()),
         cluster,
         recording,
         view: ClusterView::default(),

@@ -57,6 +57,8 @@ struct NodeProcess {
 pub struct Supervisor {
     nodes: BTreeMap<u64, NodeProcess>,
     unexpected_exits: Vec<(u64, String)>,
+    /// Nodes whose own exits are expected for now (see [`NodeProcesses::excuse_exits`]).
+    excused: std::collections::BTreeSet<u64>,
 }
 
 /// A node process could not be started or signalled.
@@ -211,7 +213,11 @@ impl Supervisor {
             if let Some(child) = node.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     // Nobody signalled it (kill and terminate take the child first): it exited on its own.
-                    self.unexpected_exits.push((id, status.to_string()));
+                    if self.excused.contains(&id) {
+                        tracing::info!(node = id, %status, "node stopped while a fault excused it");
+                    } else {
+                        self.unexpected_exits.push((id, status.to_string()));
+                    }
                     node.child = None;
                     node.paused = false;
                 }
@@ -387,6 +393,12 @@ pub trait NodeProcesses: Send + std::fmt::Debug {
     fn shutdown(&mut self, grace: Duration);
     /// Where node `id`'s log is (on this machine).
     fn log_path(&self, id: u64) -> Option<PathBuf>;
+    /// While `excused`, an exit of node `id` on its own is the designed reaction to a fault in force (a
+    /// fail-stop on ENOSPC), not a crash: it is not counted among [`NodeProcesses::unexpected_exits`]. Hosts
+    /// that cannot run such faults (validation refuses them) keep the default, which excuses nothing.
+    fn excuse_exits(&mut self, id: u64, excused: bool) {
+        let _ = (id, excused);
+    }
 }
 
 impl NodeProcesses for Supervisor {
@@ -436,6 +448,16 @@ impl NodeProcesses for Supervisor {
 
     fn log_path(&self, id: u64) -> Option<PathBuf> {
         Supervisor::log_path(self, id).map(Path::to_path_buf)
+    }
+
+    fn excuse_exits(&mut self, id: u64, excused: bool) {
+        // An exit that happened while excused but is noticed only now still counts as excused.
+        self.reap(id);
+        if excused {
+            self.excused.insert(id);
+        } else {
+            self.excused.remove(&id);
+        }
     }
 }
 
@@ -509,6 +531,65 @@ mod tests {
         );
         sup.kill(2);
         assert_eq!(sup.reap_all(), vec![], "a kill is not an unexpected exit");
+    }
+
+    /// A disk-full fault excuses its nodes: an exit then (the designed fail-stop on ENOSPC) is no crash, and
+    /// one after the excuse is lifted is again.
+    #[test]
+    fn an_excused_exit_is_not_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        let mut quitter = sleeper(dir.path(), 1);
+        quitter.args = vec!["-c".into(), "exit 1".into()];
+        sup.add(quitter);
+        NodeProcesses::excuse_exits(&mut sup, 1, true);
+        sup.start(1).unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while sup.state(1) != ProcessState::Down {
+            assert!(Instant::now() < give_up, "the exit was never noticed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        NodeProcesses::excuse_exits(&mut sup, 1, false);
+        assert_eq!(sup.unexpected_exits(), &[] as &[(u64, String)]);
+        sup.start(1).unwrap();
+        while sup.unexpected_exits().is_empty() {
+            assert!(
+                Instant::now() < give_up,
+                "the second exit was never noticed"
+            );
+            sup.reap_all();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(sup.unexpected_exits()[0].0, 1);
+    }
+
+    /// An exit that happened while excused but is noticed only when the excuse is lifted stays excused.
+    #[test]
+    fn lifting_an_excuse_first_reaps_under_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        let mut quitter = sleeper(dir.path(), 1);
+        quitter.args = vec!["-c".into(), "exit 1".into()];
+        sup.add(quitter);
+        NodeProcesses::excuse_exits(&mut sup, 1, true);
+        sup.start(1).unwrap();
+        // Wait until it is a zombie (exited, not yet reaped), without reaping it.
+        let pid = sup.pids()[0];
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let zombie = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        };
+        while !zombie() {
+            assert!(Instant::now() < give_up, "the process never exited");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        NodeProcesses::excuse_exits(&mut sup, 1, false);
+        assert_eq!(sup.state(1), ProcessState::Down);
+        assert!(sup.unexpected_exits().is_empty());
     }
 
     #[test]

@@ -4,13 +4,15 @@
 //!
 //! - [`process`]: `kill`, `terminate`, `pause` (signals through the supervisor);
 //! - [`network`]: `partition`, `packet` (relay mesh or kernel rules);
-//! - [`clock`]: `clock-bump`, `clock-strobe`, `clock-drift` (the clock shim).
+//! - [`clock`]: `clock-bump`, `clock-strobe`, `clock-drift` (the clock shim);
+//! - [`disk`]: `lose-unsynced`, `torn-write`, `disk-full`, `slow-fsync`, `corrupt` (the FUSE layer).
 //!
 //! To add a family: a module with its plan struct (`parse(kind, fields)`, `validate`) and its run-time state
 //! (start / end / heal), one arm in [`FaultSpec`] and one in [`Nemeses`]. Plans name faults by `kind`; which
 //! family a kind belongs to is decided in [`FaultSpec::parse`] alone.
 
 pub mod clock;
+pub mod disk;
 pub mod network;
 pub mod process;
 
@@ -30,6 +32,8 @@ pub enum FaultSpec {
     Packet(network::PacketFault),
     /// Step, strobe or drift the targets' clocks.
     Clock(clock::ClockFault),
+    /// Cut the power, tear writes, fill, slow or corrupt the targets' disks.
+    Disk(disk::DiskFault),
 }
 
 /// Which run-time machinery a family needs.
@@ -41,6 +45,8 @@ pub enum Family {
     Network,
     /// The clock shim.
     Clock,
+    /// The FUSE layer over the data dirs.
+    Disk,
 }
 
 /// Every kind a plan may name, for error messages.
@@ -49,6 +55,7 @@ pub fn all_kinds() -> Vec<&'static str> {
         .iter()
         .chain(network::KINDS.iter())
         .chain(clock::KINDS.iter())
+        .chain(disk::KINDS.iter())
         .copied()
         .collect()
 }
@@ -65,6 +72,9 @@ impl FaultSpec {
         }
         if let Some(c) = clock::ClockFault::parse(kind, rest) {
             return c.map(FaultSpec::Clock);
+        }
+        if let Some(d) = disk::DiskFault::parse(kind, rest) {
+            return d.map(FaultSpec::Disk);
         }
         match kind {
             "partition" => parse_as(rest).map(FaultSpec::Partition),
@@ -83,6 +93,7 @@ impl FaultSpec {
             FaultSpec::Partition(_) => "partition",
             FaultSpec::Packet(_) => "packet",
             FaultSpec::Clock(c) => c.name(),
+            FaultSpec::Disk(d) => d.name(),
         }
     }
 
@@ -92,6 +103,7 @@ impl FaultSpec {
             FaultSpec::Process(_) => Family::Process,
             FaultSpec::Partition(_) | FaultSpec::Packet(_) => Family::Network,
             FaultSpec::Clock(_) => Family::Clock,
+            FaultSpec::Disk(_) => Family::Disk,
         }
     }
 
@@ -102,6 +114,7 @@ impl FaultSpec {
             FaultSpec::Partition(p) => p.validate(nodes),
             FaultSpec::Packet(p) => p.validate(),
             FaultSpec::Clock(c) => c.validate(),
+            FaultSpec::Disk(d) => d.validate(),
         }
     }
 
@@ -147,6 +160,9 @@ pub struct FaultError {
 pub struct Nemeses {
     network: Option<network::NetworkNemesis>,
     clock: Option<clock::ClockNemesis>,
+    disk: Option<disk::DiskNemesis>,
+    /// What the last start or end did, for the event log (disk faults: bytes rolled back per node...).
+    detail: Option<serde_json::Value>,
     nodes: Vec<u64>,
     /// The clients' link ids, when the plan has faults on client links (see [`network::client_id`]).
     clients: Vec<u64>,
@@ -164,10 +180,29 @@ impl Nemeses {
         Nemeses {
             network: network.map(network::NetworkNemesis::new),
             clock: clocks.map(|c| clock::ClockNemesis::new(c, nodes.clone())),
+            disk: None,
+            detail: None,
             nodes,
             clients: Vec::new(),
             terminate_grace: Duration::from_secs(2),
         }
+    }
+
+    /// Lets disk faults act on these layers.
+    pub fn with_disks(mut self, mounts: Option<std::sync::Arc<disk::DiskMounts>>) -> Nemeses {
+        self.disk = mounts.map(disk::DiskNemesis::new);
+        self
+    }
+
+    /// What the last start or end did, when the family says more than the nodes it hit.
+    pub fn take_detail(&mut self) -> Option<serde_json::Value> {
+        self.detail.take()
+    }
+
+    fn disk(&self, fail: &impl Fn(String) -> FaultError) -> Result<&disk::DiskNemesis, FaultError> {
+        self.disk
+            .as_ref()
+            .ok_or_else(|| fail("the run has no disk layer".into()))
     }
 
     /// Lets network faults reach these clients' links.
@@ -222,6 +257,14 @@ impl Nemeses {
                 clocks.start(fault.id, c, targets).map_err(fail)?;
                 Ok(targets.to_vec())
             }
+            FaultSpec::Disk(d) => {
+                let (hit, detail) = self
+                    .disk(&fail)?
+                    .start(supervisor, d, targets)
+                    .map_err(fail)?;
+                self.detail = Some(serde_json::Value::Object(detail));
+                Ok(hit)
+            }
         }
     }
 
@@ -257,10 +300,17 @@ impl Nemeses {
                 Some(c) => c.end(fault.id).map_err(fail),
                 None => Err(fail("the run has no clock backend".into())),
             },
+            FaultSpec::Disk(d) => {
+                let detail = self.disk(&fail)?.end(supervisor, d, hit).map_err(fail)?;
+                if !detail.is_empty() {
+                    self.detail = Some(serde_json::Value::Object(detail));
+                }
+                Ok(())
+            }
         }
     }
 
-    /// Heals everything: links, clocks, then processes. Returns the nodes restarted or resumed.
+    /// Heals everything: links, clocks, disks, then processes. Returns the nodes restarted or resumed.
     pub fn heal(&mut self, supervisor: &mut dyn NodeProcesses) -> Result<Vec<u64>, FaultError> {
         let fail = |kind: &'static str| {
             move |reason: String| FaultError {
@@ -275,6 +325,9 @@ impl Nemeses {
         }
         if let Some(c) = self.clock.as_mut() {
             c.heal().map_err(fail("clock"))?;
+        }
+        if let Some(d) = self.disk.as_ref() {
+            d.heal(supervisor).map_err(fail("disk"))?;
         }
         process::heal(supervisor).map_err(fail("process"))
     }

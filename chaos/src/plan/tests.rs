@@ -256,3 +256,31 @@ fn client_link_faults_need_kernel_rules_on_local_hosts() {
     let e = err(&format!("{MINIMAL}[cluster]\nnetwork = \"nftables\"\n[[faults]]\nkind = \"partition\"\ntopology = \"isolate\"\nclients = \"everyone\"\nevery = \"2s\"\n"));
     assert!(e.contains("unknown variant `everyone`"), "{e}");
 }
+
+#[test]
+fn disk_faults_parse_and_stay_off_ssh_hosts() {
+    let ok = format!(
+        "{MINIMAL}[[faults]]\nkind = \"lose-unsynced\"\ntarget = \"all\"\nevery = \"2s\"\n\
+         [[faults]]\nkind = \"slow-fsync\"\nfsync_delay = \"50ms\"\nevery = \"2s\"\n\
+         [[faults]]\nkind = \"corrupt\"\nfile = \"wal/*\"\nevery = \"2s\"\n"
+    );
+    let plan = Plan::parse(&ok, "p.toml").unwrap();
+    assert!(plan.uses(Family::Disk) && !plan.needs_network());
+    assert_eq!(
+        FaultSpec::describe(&plan.faults[1].spec),
+        "  fsync-delay 50ms"
+    );
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"disk-full\"\nfile = \"x\"\nevery = \"1s\"\n"
+    ));
+    assert!(e.contains("unknown field `file`"), "{e}");
+    let ssh = format!(
+        "{MINIMAL}[cluster]\nhosts = \"ssh\"\n[[cluster.ssh_hosts]]\naddress = \"198.18.0.11\"\nuser = \"root\"\n\
+         key = \"/k\"\n[[faults]]\nkind = \"lose-unsynced\"\nevery = \"1s\"\n"
+    );
+    let e = err(&ssh);
+    assert!(
+        e.contains("faults[0].kind") && e.contains("not on SSH hosts"),
+        "{e}"
+    );
+}

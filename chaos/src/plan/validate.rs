@@ -301,6 +301,14 @@ impl Plan {
                     .into(),
             ));
         }
+        if f.spec.family() == Family::Disk && self.cluster.hosts == HostsKind::Ssh {
+            return Err((
+                "kind",
+                "disk faults mount a FUSE layer over the node's data dir on this machine; they run on local or \
+                 netns hosts only, not on SSH hosts"
+                    .into(),
+            ));
+        }
         Ok(())
     }
 }
