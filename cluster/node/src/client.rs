@@ -468,6 +468,29 @@ pub async fn node_status(
     }
 }
 
+/// Asks node `addr` (which should be the leader) to hand leadership to `to`, without redirects: a benchmark
+/// times exactly one request on a connection it already has.
+pub async fn transfer_leader(
+    endpoint: &ClientEndpoint,
+    addr: SocketAddr,
+    to: NodeId,
+    timeout: Duration,
+) -> Result<(), String> {
+    let session = endpoint.session_any_node(addr);
+    let payload = Bytes::from(protocol::encode(
+        PROTOCOL_VERSION,
+        &Request::TransferLeader { to },
+    ));
+    let bytes = session
+        .request(payload, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    match protocol::decode::<Response>(&bytes).map_err(|e| e.to_string())? {
+        Response::Done => Ok(()),
+        other => Err(format!("transfer refused: {other:?}")),
+    }
+}
+
 /// Sends one administrative request (remove, transfer) to the leader, following redirects.
 pub async fn admin(client: &mut Client, request: Request) -> Outcome<Response> {
     client.call(request, false).await
