@@ -55,7 +55,12 @@ pub fn parse_line(node: u64, line: &str) -> Option<RoleEvent> {
 fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
     let start = line.find(&format!(" {key}="))? + key.len() + 2;
     let rest = &line[start..];
-    Some(rest.split([' ', ',', '\n', '\r']).next().unwrap_or(rest).trim_matches('"'))
+    Some(
+        rest.split([' ', ',', '\n', '\r'])
+            .next()
+            .unwrap_or(rest)
+            .trim_matches('"'),
+    )
 }
 
 fn parse_raft_node(node: u64, line: &str) -> Option<RoleEvent> {
@@ -160,9 +165,16 @@ mod tests {
     fn parses_raft_node_text_and_json_lines() {
         let text = "2026-12-04T11:20:44.123Z  INFO raft_node::server: role change id=2 role=leader term=7 leader=Some(2) at_unix_us=1700000000123456";
         let e = parse_line(2, text).unwrap();
-        assert_eq!((e.role, e.term, e.at_unix_us), (Announced::Leader, 7, 1700000000123456));
+        assert_eq!(
+            (e.role, e.term, e.at_unix_us),
+            (Announced::Leader, 7, 1700000000123456)
+        );
         let json = r#"{"fields":{"message":"role change","id":"2","role":"pre-candidate","term":3,"at_unix_us":5},"x":1}"#;
-        assert_eq!(parse_line(2, json), None, "JSON logs are not what raft-node writes for the bench");
+        assert_eq!(
+            parse_line(2, json),
+            None,
+            "JSON logs are not what raft-node writes for the bench"
+        );
         assert_eq!(parse_line(2, "node started id=2"), None);
     }
 
@@ -182,8 +194,15 @@ mod tests {
         let path = dir.path().join("n1.log");
         std::fs::write(&path, "role change role=leader term=1 at_unix_us=1\n").unwrap();
         let mut tail = LogTail::at_end(1, &path);
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
-        write!(f, "x role change role=candidate term=2 at_unix_us=5\nx role change role=le").unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        write!(
+            f,
+            "x role change role=candidate term=2 at_unix_us=5\nx role change role=le"
+        )
+        .unwrap();
         let got = tail.poll();
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].role, got[0].term), (Announced::Candidate, 2));

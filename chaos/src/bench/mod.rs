@@ -64,7 +64,10 @@ pub fn parse_range(s: &str) -> Result<TimeoutRange, String> {
         .split_once('-')
         .ok_or_else(|| format!("expected a range like 150-300ms, got {s:?}"))?;
     let max = crate::plan::parse_duration(hi)?;
-    let unit: String = hi.chars().skip_while(|c| c.is_ascii_digit() || *c == '.').collect();
+    let unit: String = hi
+        .chars()
+        .skip_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
     let lo_full = if lo.chars().all(|c| c.is_ascii_digit()) {
         format!("{lo}{unit}")
     } else {
@@ -72,7 +75,9 @@ pub fn parse_range(s: &str) -> Result<TimeoutRange, String> {
     };
     let min = crate::plan::parse_duration(&lo_full)?;
     if min.is_zero() || min >= max {
-        return Err(format!("range {s:?}: the lower bound must be above 0 and below the upper"));
+        return Err(format!(
+            "range {s:?}: the lower bound must be above 0 and below the upper"
+        ));
     }
     Ok(TimeoutRange { min, max })
 }
@@ -150,7 +155,6 @@ pub enum BenchCommand {
     Election(ElectionArgs),
 }
 
-
 /// The figures of one target, timeout range and fault.
 #[derive(Debug, Serialize)]
 pub struct Row {
@@ -199,9 +203,17 @@ fn bench_plan(
     if fault == Fault::Isolate {
         // Only to make the cluster create kernel rules (no relay latency on the other links); the bench itself
         // applies and heals the cut.
+        // etcd dials peers from one source address on loopback: it needs a namespace per node.
+        let hosts = if target == TargetKind::Etcd {
+            "hosts = \"netns\"\n"
+        } else {
+            ""
+        };
+        toml.push_str("[cluster]\n");
+        toml.push_str(hosts);
         toml.push_str(
-            "[cluster]\nnetwork = \"nftables\"\n[[faults]]\nname = \"isolate\"\nkind = \"partition\"\n\
-             topology = \"isolate\"\ntarget = \"leader\"\nat = \"0s\"\nduration = \"1s\"\n",
+            "network = \"nftables\"\n[[faults]]\nname = \"isolate\"\nkind = \"partition\"\n\
+             topology = \"isolate\"\ntarget = \"leader\"\nevery = \"1s\"\nduration = \"500ms\"\n",
         );
     }
     let mut plan = Plan::parse(&toml, "chaos bench election")?;
@@ -212,7 +224,9 @@ fn bench_plan(
     let heartbeat = if args.sweep.is_empty() {
         args.heartbeat_interval
     } else {
-        args.heartbeat_interval.min(range.min / 6).max(Duration::from_millis(1))
+        args.heartbeat_interval
+            .min(range.min / 6)
+            .max(Duration::from_millis(1))
     };
     plan.cluster.heartbeat_interval = Dur(heartbeat);
     plan.cluster.election_timeout_min = Dur(range.min);
@@ -221,7 +235,11 @@ fn bench_plan(
     Ok(plan)
 }
 
-fn effective(target: TargetKind, range: TimeoutRange, hb: Duration) -> (Duration, Duration, Duration) {
+fn effective(
+    target: TargetKind,
+    range: TimeoutRange,
+    hb: Duration,
+) -> (Duration, Duration, Duration) {
     match target {
         TargetKind::Etcd => {
             let (lo, hi) = targets::etcd::effective_election_range(range.min);
@@ -261,11 +279,13 @@ async fn measure(
         hold: args.hold.unwrap_or(hi + Duration::from_millis(200)),
         min_outage: args.min_outage,
     };
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(phase_seed(args.seed, target, range, fault));
+    let mut rng =
+        rand_chacha::ChaCha8Rng::seed_from_u64(phase_seed(args.seed, target, range, fault));
     let mut trials = Vec::new();
     let mut failure = None;
     for n in 0..args.trials {
-        let phase = Duration::from_micros(rng.gen_range(0..setup.heartbeat.as_micros().max(1) as u64));
+        let phase =
+            Duration::from_micros(rng.gen_range(0..setup.heartbeat.as_micros().max(1) as u64));
         match trial::run(&mut cluster, &mut setup, fault, n, phase).await {
             Ok(t) => trials.push(t),
             Err(e) => {
@@ -274,14 +294,20 @@ async fn measure(
             }
         }
     }
-    drop(setup);
     client.close().await;
     cluster.stop(&run_dir).await;
     drop(network);
     if let Some(f) = failure {
         return Err(RunError::Tool(f));
     }
-    Ok(row(target, args.nodes, (lo, hi, hb), fault, trials, &run_dir))
+    Ok(row(
+        target,
+        args.nodes,
+        (lo, hi, hb),
+        fault,
+        trials,
+        &run_dir,
+    ))
 }
 
 fn row(
@@ -292,7 +318,8 @@ fn row(
     trials: Vec<TrialRecord>,
     run_dir: &std::path::Path,
 ) -> Row {
-    let figure = |f: fn(&TrialRecord) -> Option<f64>| -> Vec<f64> { trials.iter().filter_map(f).collect() };
+    let figure =
+        |f: fn(&TrialRecord) -> Option<f64>| -> Vec<f64> { trials.iter().filter_map(f).collect() };
     let leader = stats::summarize(&figure(|t| t.leader_ms));
     let campaign = stats::summarize(&figure(|t| t.campaign_ms));
     let floor_ms = campaign.map(|c| match fault {
@@ -303,7 +330,10 @@ fn row(
             c.mean_ms,
         ),
     });
-    let inject_ms = trials.iter().map(|t| t.inject_us as f64 / 1000.0).sum::<f64>()
+    let inject_ms = trials
+        .iter()
+        .map(|t| t.inject_us as f64 / 1000.0)
+        .sum::<f64>()
         / trials.len().max(1) as f64;
     let resolution_ms = events::timestamp_resolution_us(target == TargetKind::Etcd) as f64 / 1000.0;
     Row {
@@ -316,8 +346,13 @@ fn row(
         write: stats::summarize(&figure(|t| t.write_ms)),
         campaign,
         floor_ms,
-        p50_over_floor: leader.zip(floor_ms).and_then(|(l, f)| stats::ratio(l.p50_ms, f)),
-        split_votes: trials.iter().filter(|t| t.terms_used.is_some_and(|n| n > 1)).count(),
+        p50_over_floor: leader
+            .zip(floor_ms)
+            .and_then(|(l, f)| stats::ratio(l.p50_ms, f)),
+        split_votes: trials
+            .iter()
+            .filter(|t| t.terms_used.is_some_and(|n| n > 1))
+            .count(),
         disruptive_rejoins: trials.iter().filter(|t| t.disruptive_rejoin).count(),
         no_leader: trials.iter().filter(|t| t.leader_ms.is_none()).count(),
         error_ms: resolution_ms + inject_ms,
@@ -349,7 +384,12 @@ pub fn table(rows: &[Row]) -> String {
     for r in rows {
         let lead = format!(
             "{:<9}  {:>5}  {:>3}  {:>4}–{:<5}  {:<8}",
-            r.target, r.nodes, r.heartbeat_ms, r.election_timeout_ms[0], r.election_timeout_ms[1], r.fault.name()
+            r.target,
+            r.nodes,
+            r.heartbeat_ms,
+            r.election_timeout_ms[0],
+            r.election_timeout_ms[1],
+            r.fault.name()
         );
         out.push_str(&format!(
             "{lead}  leader  {}  {:>5}  {:>5}  {:>7}  {:>4}  {:.1}\n",
@@ -413,11 +453,15 @@ fn write_outputs(args: &ElectionArgs, rows: &[Row], text: &str) -> Result<PathBu
     std::fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
     let json = serde_json::json!({ "schema_version": 1, "seed": args.seed, "rows": rows });
     let json_path = dir.join("bench.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&json).expect("json"))
-        .map_err(|e| format!("writing {}: {e}", json_path.display()))?;
+    std::fs::write(
+        &json_path,
+        serde_json::to_string_pretty(&json).expect("json"),
+    )
+    .map_err(|e| format!("writing {}: {e}", json_path.display()))?;
     let html = page::html(text, &page_series(rows, &args.fault))?;
     let html_path = dir.join("index.html");
-    std::fs::write(&html_path, html).map_err(|e| format!("writing {}: {e}", html_path.display()))?;
+    std::fs::write(&html_path, html)
+        .map_err(|e| format!("writing {}: {e}", html_path.display()))?;
     Ok(dir)
 }
 
@@ -448,7 +492,11 @@ pub fn run(command: &BenchCommand) -> ExitCode {
                 match runtime.block_on(measure(args, target, range, fault)) {
                     Ok(row) => rows.push(row),
                     Err(e) => {
-                        eprintln!("chaos: error: {} {} bench: {e}", target.name(), fault.name());
+                        eprintln!(
+                            "chaos: error: {} {} bench: {e}",
+                            target.name(),
+                            fault.name()
+                        );
                         return ExitCode::from(e.exit_code());
                     }
                 }
@@ -467,7 +515,11 @@ pub fn run(command: &BenchCommand) -> ExitCode {
         let json = serde_json::json!({ "schema_version": 1, "seed": args.seed, "rows": rows });
         crate::output::print_stdout(&serde_json::to_string_pretty(&json).expect("json"));
     } else {
-        crate::output::print_stdout(&format!("{}\n(bench.json and index.html in {})", text.trim_end(), dir.display()));
+        crate::output::print_stdout(&format!(
+            "{}\n(bench.json and index.html in {})",
+            text.trim_end(),
+            dir.display()
+        ));
     }
     ExitCode::SUCCESS
 }
@@ -479,10 +531,18 @@ mod tests {
     #[test]
     fn ranges_parse_with_one_or_two_units() {
         let r = parse_range("150-300ms").unwrap();
-        assert_eq!((r.min, r.max), (Duration::from_millis(150), Duration::from_millis(300)));
+        assert_eq!(
+            (r.min, r.max),
+            (Duration::from_millis(150), Duration::from_millis(300))
+        );
         let r = parse_range("1s-2s").unwrap();
-        assert_eq!((r.min, r.max), (Duration::from_secs(1), Duration::from_secs(2)));
-        assert!(parse_range("300-150ms").unwrap_err().contains("lower bound"));
+        assert_eq!(
+            (r.min, r.max),
+            (Duration::from_secs(1), Duration::from_secs(2))
+        );
+        assert!(parse_range("300-150ms")
+            .unwrap_err()
+            .contains("lower bound"));
         assert!(parse_range("300ms").unwrap_err().contains("150-300ms"));
     }
 }

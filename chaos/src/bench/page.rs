@@ -106,7 +106,12 @@ pub fn histogram_svg(title: &str, series: &[Series]) -> Result<String, String> {
             let points: Vec<(f64, f64)> = c
                 .iter()
                 .enumerate()
-                .flat_map(|(b, &n)| [(b as f64 * 10.0, n as f64), ((b + 1) as f64 * 10.0, n as f64)])
+                .flat_map(|(b, &n)| {
+                    [
+                        (b as f64 * 10.0, n as f64),
+                        ((b + 1) as f64 * 10.0, n as f64),
+                    ]
+                })
                 .collect();
             let color = COLORS[i % COLORS.len()];
             chart
@@ -127,7 +132,9 @@ pub fn histogram_svg(title: &str, series: &[Series]) -> Result<String, String> {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// The whole page: the text table, then a histogram and a CDF per fault.

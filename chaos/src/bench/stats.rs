@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn small_sets_and_order_do_not_matter() {
         let s = summarize(&[30.0, 10.0, 20.0]).unwrap();
-        assert_eq!((s.min_ms, s.p50_ms, s.p90_ms, s.max_ms), (10.0, 20.0, 30.0, 30.0));
+        assert_eq!(
+            (s.min_ms, s.p50_ms, s.p90_ms, s.max_ms),
+            (10.0, 20.0, 30.0, 30.0)
+        );
         assert_eq!(summarize(&[7.0]).unwrap().p99_ms, 7.0);
         assert!(summarize(&[]).is_none());
     }

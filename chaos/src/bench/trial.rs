@@ -120,10 +120,16 @@ pub async fn steady_leader(cluster: &Cluster, timeout: Duration) -> Option<(u64,
                 .target
                 .status(&cluster.layout, id, STATUS_TIMEOUT)
                 .await;
-            seen.push(status.ok().and_then(|s| s.leader.map(|l| (l, s.term, s.role))));
+            seen.push(
+                status
+                    .ok()
+                    .and_then(|s| s.leader.map(|l| (l, s.term, s.role))),
+            );
         }
         if let Some(Some((l, t, _))) = seen.first().copied() {
-            let agree = seen.iter().all(|s| s.map(|(l2, t2, _)| (l2, t2)) == Some((l, t)));
+            let agree = seen
+                .iter()
+                .all(|s| s.map(|(l2, t2, _)| (l2, t2)) == Some((l, t)));
             let claims = seen.iter().flatten().any(|&(_, _, r)| r == Role::Leader);
             if agree && claims {
                 return Some((l, t));
@@ -202,7 +208,11 @@ async fn heal(
 }
 
 /// Writes until one write is acknowledged; returns when (µs since the epoch).
-async fn first_write(client: &mut Box<dyn KvClient>, value: &str, timeout: Duration) -> Option<u64> {
+async fn first_write(
+    client: &mut Box<dyn KvClient>,
+    value: &str,
+    timeout: Duration,
+) -> Option<u64> {
     let deadline = Instant::now() + timeout;
     while Instant::now() < deadline {
         if let Outcome::Ok(()) = client.write("bench-election", value).await {
@@ -252,7 +262,9 @@ pub async fn run(
         first_write(setup.client, &value, WAIT_LEADER)
     );
     let found = analyze(&events, old_term);
-    let outage_left = setup.min_outage.saturating_sub(Duration::from_micros(unix_us() - fault_at));
+    let outage_left = setup
+        .min_outage
+        .saturating_sub(Duration::from_micros(unix_us() - fault_at));
     tokio::time::sleep(outage_left).await;
     heal(cluster, setup, fault, old).await?;
     let new_term = found.leader.map(|l| l.term);

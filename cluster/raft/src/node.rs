@@ -897,8 +897,9 @@ impl RawNode {
                 // Our timer ran out after a known leader went quiet. The other voters heard that leader's last
                 // heartbeat at about the same moment, so a refusal now is most likely a lease that ends within
                 // a heartbeat interval: retry the pre-vote then rather than wait a whole random timeout.
-                self.pre_vote_retry_until =
-                    self.now.add_ms(self.cfg.heartbeat_interval_ms + PRE_VOTE_RETRY_SLACK_MS);
+                self.pre_vote_retry_until = self
+                    .now
+                    .add_ms(self.cfg.heartbeat_interval_ms + PRE_VOTE_RETRY_SLACK_MS);
             }
             self.role = Role::PreCandidate;
             self.leader = None;
