@@ -490,7 +490,12 @@ pub fn run(command: &BenchCommand) -> ExitCode {
         for range in ranges(args) {
             for &fault in &args.fault {
                 match runtime.block_on(measure(args, target, range, fault)) {
-                    Ok(row) => rows.push(row),
+                    Ok(row) => {
+                        // Each row as it is measured: a long bench shows progress and keeps what it has.
+                        let text = table(std::slice::from_ref(&row));
+                        eprintln!("{}", text.lines().take(3).collect::<Vec<_>>().join("\n"));
+                        rows.push(row);
+                    }
                     Err(e) => {
                         eprintln!(
                             "chaos: error: {} {} bench: {e}",
