@@ -893,9 +893,9 @@ impl RawNode {
     fn campaign(&mut self, transfer: bool) {
         self.elections_started += 1;
         if self.cfg.pre_vote && !transfer {
-            if self.leader.is_some() {
-                // Our timer ran out after a known leader went quiet. The other voters heard that leader's last
-                // heartbeat at about the same moment, so a refusal now is most likely a lease that ends within
+            if self.leader.is_some() && self.ranked_timeout_rank().is_some() {
+                // Our ranked timer ran out after a known leader went quiet. The other voters heard that leader's
+                // last heartbeat at about the same moment, so a refusal now is most likely a lease that ends within
                 // a heartbeat interval: retry the pre-vote then rather than wait a whole random timeout.
                 self.pre_vote_retry_until = self
                     .now
@@ -1001,8 +1001,19 @@ impl RawNode {
             Role::Candidate
         };
         let expected_term = if pre { self.term.next() } else { self.term };
-        if self.role != expected_role || term != expected_term || !self.membership.is_voter(from) {
+        // A voter refuses a pre-vote in its own term (which is ours): count that refusal too.
+        let pre_refusal = pre && !granted && term == self.term;
+        if self.role != expected_role
+            || (term != expected_term && !pre_refusal)
+            || !self.membership.is_voter(from)
+        {
             return;
+        }
+        if pre_refusal && self.now < self.pre_vote_retry_until {
+            // Most likely a lease that ends within a heartbeat (see `campaign`); a dead leader never answers,
+            // so do not wait for a majority of refusals. Pre-votes change no term: retrying early is harmless.
+            let retry = self.now.add_ms(self.pre_vote_retry_ms());
+            self.election_due = self.election_due.min(retry);
         }
         self.votes.insert(from, granted);
         let yes = self.votes.iter().filter(|(_, &g)| g).map(|(&id, _)| id);
@@ -1020,7 +1031,6 @@ impl RawNode {
             let leader = None;
             self.become_follower(self.term, leader);
             if pre && self.now < self.pre_vote_retry_until {
-                // Pre-votes change no term, so retrying them early cannot disturb a live leader.
                 let retry = self.now.add_ms(self.pre_vote_retry_ms());
                 self.election_due = self.election_due.min(retry);
             }
