@@ -361,6 +361,46 @@ impl Target for Etcd {
         super::program_version(&self.binary)
     }
 
+    fn transfer_leadership<'a>(
+        &'a self,
+        layout: &'a Layout,
+        from: u64,
+        to: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            // etcd names members by hashes learnt from their own status answers; ask `to` first if unknown.
+            let known = |id: u64| {
+                let members = self.members.lock().expect("members lock");
+                members.iter().find(|(_, &n)| n == id).map(|(&m, _)| m)
+            };
+            if known(to).is_none() {
+                self.status(layout, to, timeout).await?;
+            }
+            let target = known(to).ok_or_else(|| format!("etcd member id of node {to} unknown"))?;
+            let node = layout.node(from).ok_or_else(|| format!("no node {from}"))?;
+            let url = format!(
+                "{}://{}/v3/maintenance/transfer-leadership",
+                self.scheme(),
+                node.client_addr()
+            );
+            let answer = self
+                .http
+                .post(url)
+                .timeout(timeout)
+                .json(&json!({ "targetID": target.to_string() }))
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            let status = answer.status();
+            let body: Json = answer.json().await.map_err(|e| e.to_string())?;
+            if !status.is_success() || body.get("error").is_some() {
+                return Err(format!("etcd refused the transfer ({status}): {body}"));
+            }
+            Ok(())
+        })
+    }
+
     fn agreement<'a>(&'a self, layout: &'a Layout) -> BoxFuture<'a, (Option<bool>, String)> {
         Box::pin(async move {
             let post = |node: &super::NodeSlot, path: &str, body: Json| {

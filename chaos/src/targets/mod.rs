@@ -250,6 +250,14 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     /// Whether every node's replicated state agrees (as far as the target lets one compare from outside):
     /// `Some(agree)` with what was compared, or `None` when it cannot tell (e.g. a node does not answer).
     fn agreement<'a>(&'a self, layout: &'a Layout) -> BoxFuture<'a, (Option<bool>, String)>;
+    /// Asks the leader `from` to hand leadership to node `to` (a planned failover); `Ok` once it accepted.
+    fn transfer_leadership<'a>(
+        &'a self,
+        layout: &'a Layout,
+        from: u64,
+        to: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>>;
 }
 
 /// The target of `kind` with node binary `binary`.

@@ -147,6 +147,23 @@ impl Target for RaftNode {
         super::program_version(&self.binary)
     }
 
+    fn transfer_leadership<'a>(
+        &'a self,
+        layout: &'a Layout,
+        from: u64,
+        to: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let addr = layout
+                .node(from)
+                .ok_or_else(|| format!("no node {from}"))?
+                .client_addr();
+            raft_node::client::transfer_leader(&self.endpoint, addr, raft::NodeId(to), timeout)
+                .await
+        })
+    }
+
     fn agreement<'a>(&'a self, layout: &'a Layout) -> BoxFuture<'a, (Option<bool>, String)> {
         Box::pin(async move {
             let addrs: Vec<SocketAddr> = layout.nodes.iter().map(|n| n.client_addr()).collect();

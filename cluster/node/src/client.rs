@@ -98,6 +98,9 @@ pub struct Client {
     sessions: Vec<ClientSession>,
     by_addr: HashMap<String, usize>,
     leader: Option<usize>,
+    /// Where the next call starts when no leader is known: the node after the last one that failed, so a dead
+    /// node is not asked first (and waited on for a whole attempt) on every call.
+    cursor: usize,
     /// Node ids whose address this client was given: a redirect to one of them uses the client's own address
     /// for it (the node's view of a peer's address may be a relay only that node can use).
     known_ids: HashMap<NodeId, usize>,
@@ -179,6 +182,7 @@ impl Client {
             sessions: Vec::new(),
             by_addr: HashMap::new(),
             leader: None,
+            cursor: 0,
             known_ids: HashMap::new(),
             read_cursor: 0,
             options,
@@ -320,9 +324,10 @@ impl Client {
         // The last reason a node gave for not taking the request (a refused certificate, another cluster id...):
         // when no leader answers in time, it is usually the real cause.
         let mut last_refusal: Option<String> = None;
-        let mut target = self.leader.unwrap_or(0);
+        let mut target = self.leader.unwrap_or(self.cursor) % self.sessions.len();
         let mut tried = 0usize;
         loop {
+            self.cursor = target;
             let now = Instant::now();
             if now >= deadline {
                 return match uncertain {
@@ -465,6 +470,29 @@ pub async fn node_status(
     match protocol::decode::<Response>(&bytes).map_err(|e| e.to_string())? {
         Response::Status(status) => Ok(*status),
         other => Err(format!("unexpected answer {other:?}")),
+    }
+}
+
+/// Asks node `addr` (which should be the leader) to hand leadership to `to`, without redirects: a benchmark
+/// times exactly one request on a connection it already has.
+pub async fn transfer_leader(
+    endpoint: &ClientEndpoint,
+    addr: SocketAddr,
+    to: NodeId,
+    timeout: Duration,
+) -> Result<(), String> {
+    let session = endpoint.session_any_node(addr);
+    let payload = Bytes::from(protocol::encode(
+        PROTOCOL_VERSION,
+        &Request::TransferLeader { to },
+    ));
+    let bytes = session
+        .request(payload, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    match protocol::decode::<Response>(&bytes).map_err(|e| e.to_string())? {
+        Response::Done => Ok(()),
+        other => Err(format!("transfer refused: {other:?}")),
     }
 }
 

@@ -32,9 +32,9 @@ pub enum ElectionTimeoutPolicy {
     #[default]
     Random,
     /// A follower that knows the leader ranks itself by its place after the leader on the ring of voters and
-    /// waits `min + rank × gap + uniform[0, gap / 2)`, `gap = (max − min) / (voters − 1)`. When the leader dies,
+    /// waits `min + rank × gap + uniform[0, gap / 8)`, `gap = (max − min) / (voters − 1)`. When the leader dies,
     /// the first follower after it times out first, early in the range, and alone (the next one waits at least
-    /// half a gap longer), so a new leader comes sooner and split votes are rare. A node that knows no leader
+    /// 7/8 of a gap longer), so a new leader comes sooner and split votes are rare. A node that knows no leader
     /// (after a failed election, or at start) draws uniformly, which keeps Raft's randomized liveness argument.
     /// Safety does not depend on timeouts at all.
     Ranked,

@@ -40,6 +40,17 @@ use rand::Rng;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+/// With the ranked policy a follower's random part is `gap / RANKED_JITTER_PER_GAP`: small enough that the
+/// first-ranked follower fires early in the range and well before the second (which waits a whole gap more),
+/// large enough that two followers of equal rank after a membership change still spread out.
+pub const RANKED_JITTER_PER_GAP: u64 = 8;
+
+/// A refused pre-vote after a leader went quiet is retried this many times per heartbeat interval.
+const PRE_VOTE_RETRIES: u64 = 10;
+
+/// The pre-vote retry window is one heartbeat interval plus this much (heartbeats arrive a little apart).
+const PRE_VOTE_RETRY_SLACK_MS: u64 = 5;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -244,6 +255,9 @@ pub struct RawNode {
     last_leader_contact: Instant,
     /// Until then this node refuses to help elect anyone (see `build`).
     vote_guard_until: Instant,
+    /// Until then a pre-vote refused by a majority is retried soon instead of after a full random timeout: the
+    /// voters' leases started from the same heartbeats as ours, so they expire moments later (see `campaign`).
+    pre_vote_retry_until: Instant,
     votes: BTreeMap<NodeId, bool>,
     leader_state: Option<LeaderState>,
 
@@ -355,6 +369,7 @@ impl RawNode {
             // A restarted voter behaves as if it had just heard from a leader: it may have acknowledged one a
             // moment before crashing, and that leader's lease counts on the acknowledgement (§6.4.1).
             vote_guard_until: now.add_ms(cfg.election_timeout_min_ms),
+            pre_vote_retry_until: now,
             votes: BTreeMap::new(),
             leader_state: None,
             messages: Vec::new(),
@@ -768,7 +783,8 @@ impl RawNode {
         let timeout = match self.ranked_timeout_rank() {
             Some((rank, voters)) => {
                 let gap = (max - min) / (voters as u64 - 1).max(1);
-                min + rank as u64 * gap + self.rng.gen_range(0..(gap / 2).max(1))
+                let jitter = (gap / RANKED_JITTER_PER_GAP).max(1);
+                min + rank as u64 * gap + self.rng.gen_range(0..jitter)
             }
             None => self.rng.gen_range(min..max),
         };
@@ -787,6 +803,11 @@ impl RawNode {
         let me = voters.iter().position(|&v| v == self.cfg.id)?;
         let at = voters.iter().position(|&v| v == leader)?;
         Some(((me + n - at - 1) % n, n))
+    }
+
+    /// How soon a pre-vote refused within `pre_vote_retry_until` is tried again.
+    fn pre_vote_retry_ms(&self) -> u64 {
+        (self.cfg.heartbeat_interval_ms / PRE_VOTE_RETRIES).max(1)
     }
 
     /// Whether this node has heard from a live leader recently enough to refuse to help depose it.
@@ -872,6 +893,14 @@ impl RawNode {
     fn campaign(&mut self, transfer: bool) {
         self.elections_started += 1;
         if self.cfg.pre_vote && !transfer {
+            if self.leader.is_some() && self.ranked_timeout_rank().is_some() {
+                // Our ranked timer ran out after a known leader went quiet. The other voters heard that leader's
+                // last heartbeat at about the same moment, so a refusal now is most likely a lease that ends within
+                // a heartbeat interval: retry the pre-vote then rather than wait a whole random timeout.
+                self.pre_vote_retry_until = self
+                    .now
+                    .add_ms(self.cfg.heartbeat_interval_ms + PRE_VOTE_RETRY_SLACK_MS);
+            }
             self.role = Role::PreCandidate;
             self.leader = None;
             self.votes.clear();
@@ -972,8 +1001,19 @@ impl RawNode {
             Role::Candidate
         };
         let expected_term = if pre { self.term.next() } else { self.term };
-        if self.role != expected_role || term != expected_term || !self.membership.is_voter(from) {
+        // A voter refuses a pre-vote in its own term (which is ours): count that refusal too.
+        let pre_refusal = pre && !granted && term == self.term;
+        if self.role != expected_role
+            || (term != expected_term && !pre_refusal)
+            || !self.membership.is_voter(from)
+        {
             return;
+        }
+        if pre_refusal && self.now < self.pre_vote_retry_until {
+            // Most likely a lease that ends within a heartbeat (see `campaign`); a dead leader never answers,
+            // so do not wait for a majority of refusals. Pre-votes change no term: retrying early is harmless.
+            let retry = self.now.add_ms(self.pre_vote_retry_ms());
+            self.election_due = self.election_due.min(retry);
         }
         self.votes.insert(from, granted);
         let yes = self.votes.iter().filter(|(_, &g)| g).map(|(&id, _)| id);
@@ -990,6 +1030,10 @@ impl RawNode {
             // Lost: wait for a leader or the next timeout as a follower.
             let leader = None;
             self.become_follower(self.term, leader);
+            if pre && self.now < self.pre_vote_retry_until {
+                let retry = self.now.add_ms(self.pre_vote_retry_ms());
+                self.election_due = self.election_due.min(retry);
+            }
         }
     }
 

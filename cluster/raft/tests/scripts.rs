@@ -49,6 +49,7 @@ scripts! {
     persistence => "persistence.txt",
     persistence_mutation => "persistence_mutation.txt",
     ranked_timeouts => "ranked_timeouts.txt",
+    prevote_lease_retry => "prevote_lease_retry.txt",
 }
 
 #[test]

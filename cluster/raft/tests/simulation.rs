@@ -167,21 +167,22 @@ fn catches_votes_without_the_election_restriction() {
 
 /// A new leader that changes the membership before committing an entry of its term is rarer to catch: the
 /// seeds where new leaders are often asked for a change at once (about a third) must also have an earlier
-/// leader's configuration still uncommitted. Seeds 0..20000 catch it at 3537 and 9345 (election safety, two
-/// leaders in one term); this range keeps the test CI-sized.
+/// leader's configuration still uncommitted. Seeds 0..20000 caught it at 3537 and 9345 (election safety, two
+/// leaders in one term); since ranked followers jitter by gap/8 and refused pre-votes retry early, only 9345 of
+/// 0..20000 does. This range keeps the test CI-sized.
 #[test]
 fn catches_a_membership_change_before_the_leader_committed_in_its_term() {
     let mutations = Mutations {
         config_before_commit: true,
         ..Mutations::default()
     };
-    let failure = (3400..3600)
+    let failure = (9250..9450)
         .find_map(|seed| {
             let mut opts = SimOptions::new(seed);
             opts.mutations = mutations;
             run(&opts).err()
         })
-        .unwrap_or_else(|| panic!("{mutations:?} survived seeds 3400..3600"))
+        .unwrap_or_else(|| panic!("{mutations:?} survived seeds 9250..9450"))
         .to_string();
     assert!(
         failure.contains("election safety") || failure.contains("state machine safety"),
