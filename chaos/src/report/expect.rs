@@ -586,6 +586,13 @@ mod tests {
             ..Expectations::default()
         };
         assert!(e.validate().unwrap_err().contains("availability_min"));
+        let e: Expectations = toml::from_str("catch_up_within = \"0s\"").unwrap();
+        assert!(e.validate().unwrap_err().contains("expect.catch_up_within"));
+        let e: Expectations =
+            toml::from_str("no_leader_without_quorum = true\nquorum_loss_grace = \"500ms\"")
+                .unwrap();
+        assert!(e.no_leader_without_quorum && e.validate().is_ok());
+        assert_eq!(e.quorum_loss_grace.0, Duration::from_millis(500));
     }
 
     #[test]
