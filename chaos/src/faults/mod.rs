@@ -240,7 +240,7 @@ impl Nemeses {
                 self.network_mut(&fail)?
                     .start(fault.id, links)
                     .map_err(fail)?;
-                Ok(targets.to_vec())
+                Ok(p.hit(targets, &self.nodes))
             }
             FaultSpec::Packet(p) => {
                 let links = p.links(targets, &self.nodes, &self.clients);

@@ -544,6 +544,10 @@ pub fn build_with_check(
             latency: &latency,
             lost_writes: &lost_writes,
             convergence: folder.outcome.as_ref().and_then(|o| o.convergence.as_ref()),
+            status: folder.status.as_deref(),
+            windows: &windows,
+            all_ops: ops,
+            nodes,
         },
     ));
     let kinds = violations(&checks);

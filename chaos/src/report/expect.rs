@@ -10,15 +10,26 @@
 //! p99_healthy_max = "500ms"     # p99 latency of ops outside fault windows
 //! no_lost_writes = true         # every acknowledged write is visible to the final reads or overwritten
 //! converged = true              # after the heal, every node's log agrees up to the commit index
+//! # The failover matrix (status timeline, see expect/cluster.rs):
+//! leader_stable_for = "5s"      # the first leader leads the same term this long, followed by every node
+//! quorum_loss_grace = "1s"      # how long a node without a quorum may take to notice (the checks below)
+//! no_leader_without_quorum = true    # no node that cannot reach a majority leads after the grace
+//! term_stable_without_quorum = true  # nor does its term climb (pre-vote)
+//! no_commit_without_quorum = true    # nor does its commit index advance
+//! no_writes_without_quorum = true    # no write acknowledged while kills/pauses leave no majority running
+//! leader_after_quorum_within = "3s"  # once a quorum is back, a leader within this
+//! catch_up_within = "5s"        # a killed or paused node reaches the commit index it missed within this
 //! ```
+
+mod cluster;
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::figures::{Availability, LatencyFigures, Leadership, LostWrites, OpCounts};
-use super::model::{Convergence, FinalReadCounts};
+use super::figures::{Availability, FaultWindow, LatencyFigures, Leadership, LostWrites, OpCounts};
+use super::model::{Convergence, FinalReadCounts, Op, StatusLine};
 use super::verdict::{CheckResult, CheckVerdict};
 
 /// A duration written as "150ms", "2s", "1m 30s".
@@ -80,6 +91,22 @@ pub struct Expectations {
     pub no_lost_writes: bool,
     /// After the heal, every node's log agrees up to the commit index (outcome.json's convergence).
     pub converged: bool,
+    /// From the first leader on, the same leader in the same term for this long, followed by every node.
+    pub leader_stable_for: Option<ExpectDuration>,
+    /// How long a node without a quorum may take to notice it (the `*_without_quorum` checks start after it).
+    pub quorum_loss_grace: ExpectDuration,
+    /// No node that cannot reach a majority says it leads (check-quorum).
+    pub no_leader_without_quorum: bool,
+    /// The term of a node that cannot reach a majority does not climb (pre-vote).
+    pub term_stable_without_quorum: bool,
+    /// The commit index of nodes that cannot reach a majority does not advance.
+    pub no_commit_without_quorum: bool,
+    /// No write is acknowledged while kills or pauses leave no majority running.
+    pub no_writes_without_quorum: bool,
+    /// Once a quorum is back, a leader a majority follows within this.
+    pub leader_after_quorum_within: Option<ExpectDuration>,
+    /// A node back from a kill or pause reaches the commit index it missed within this.
+    pub catch_up_within: Option<ExpectDuration>,
 }
 
 impl Default for Expectations {
@@ -92,6 +119,14 @@ impl Default for Expectations {
             p99_healthy_max: None,
             no_lost_writes: true,
             converged: true,
+            leader_stable_for: None,
+            quorum_loss_grace: ExpectDuration(Duration::from_secs(1)),
+            no_leader_without_quorum: false,
+            term_stable_without_quorum: false,
+            no_commit_without_quorum: false,
+            no_writes_without_quorum: false,
+            leader_after_quorum_within: None,
+            catch_up_within: None,
         }
     }
 }
@@ -111,6 +146,18 @@ impl Expectations {
         }
         if self.p99_healthy_max.is_some_and(|d| d.0.is_zero()) {
             return Err("expect.p99_healthy_max: must be longer than 0".into());
+        }
+        for (field, d) in [
+            ("leader_stable_for", self.leader_stable_for),
+            (
+                "leader_after_quorum_within",
+                self.leader_after_quorum_within,
+            ),
+            ("catch_up_within", self.catch_up_within),
+        ] {
+            if d.is_some_and(|d| d.0.is_zero()) {
+                return Err(format!("expect.{field}: must be longer than 0"));
+            }
         }
         Ok(())
     }
@@ -133,6 +180,14 @@ pub struct Evidence<'a> {
     pub lost_writes: &'a LostWrites,
     /// Convergence, when outcome.json has it.
     pub convergence: Option<&'a Convergence>,
+    /// The status polls, when status.jsonl exists.
+    pub status: Option<&'a [StatusLine]>,
+    /// The fault windows.
+    pub windows: &'a [FaultWindow],
+    /// Every client op.
+    pub all_ops: &'a [Op],
+    /// The cluster's size (0 when unknown).
+    pub nodes: u64,
 }
 
 fn result(id: &str, name: String, verdict: CheckVerdict, message: String) -> CheckResult {
@@ -410,6 +465,84 @@ pub fn evaluate(e: &Expectations, ev: &Evidence<'_>) -> Vec<CheckResult> {
             ),
         });
     }
+    out.extend(evaluate_timeline(e, ev));
+    out
+}
+
+/// The failover expectations, judged on the status timeline (see [`cluster`]).
+fn evaluate_timeline(e: &Expectations, ev: &Evidence<'_>) -> Vec<CheckResult> {
+    let grace = e.quorum_loss_grace;
+    let losses = cluster::quorum_losses(ev.windows, ev.nodes);
+    let no_status = || -> cluster::Judged {
+        (
+            CheckVerdict::NotEvaluated,
+            "not evaluated: status.jsonl is missing".into(),
+        )
+    };
+    let status = ev.status.filter(|s| !s.is_empty());
+    let mut out = Vec::new();
+    let mut push = |id: &str, name: String, (verdict, message): cluster::Judged| {
+        out.push(result(id, name, verdict, message));
+    };
+    if let Some(span) = e.leader_stable_for {
+        push(
+            "leader_stable_for",
+            format!("the first leader stays, unchallenged, for {span}"),
+            status.map_or_else(no_status, |s| cluster::leader_stable_for(s, ev.nodes, span)),
+        );
+    }
+    if e.no_leader_without_quorum {
+        push(
+            "no_leader_without_quorum",
+            format!("no node without a quorum leads ({grace} grace)"),
+            status.map_or_else(no_status, |s| {
+                cluster::no_leader_without_quorum(s, &losses, grace)
+            }),
+        );
+    }
+    if e.term_stable_without_quorum {
+        push(
+            "term_stable_without_quorum",
+            format!("no term climbs without a quorum ({grace} grace)"),
+            status.map_or_else(no_status, |s| {
+                cluster::term_stable_without_quorum(s, &losses, grace)
+            }),
+        );
+    }
+    if e.no_commit_without_quorum {
+        push(
+            "no_commit_without_quorum",
+            format!("nothing is committed without a quorum ({grace} grace)"),
+            status.map_or_else(no_status, |s| {
+                cluster::no_commit_without_quorum(s, &losses, grace)
+            }),
+        );
+    }
+    if e.no_writes_without_quorum {
+        push(
+            "no_writes_without_quorum",
+            "no write is acknowledged with a majority down".into(),
+            cluster::no_writes_without_quorum(ev.all_ops, &losses),
+        );
+    }
+    if let Some(bound) = e.leader_after_quorum_within {
+        push(
+            "leader_after_quorum_within",
+            format!("a leader within {bound} once a quorum is back"),
+            status.map_or_else(no_status, |s| {
+                cluster::leader_after_quorum_within(s, ev.nodes, &losses, bound)
+            }),
+        );
+    }
+    if let Some(bound) = e.catch_up_within {
+        push(
+            "catch_up_within",
+            format!("a returning node catches up within {bound}"),
+            status.map_or_else(no_status, |s| {
+                cluster::catch_up_within(s, ev.windows, bound)
+            }),
+        );
+    }
     out
 }
 
@@ -453,6 +586,13 @@ mod tests {
             ..Expectations::default()
         };
         assert!(e.validate().unwrap_err().contains("availability_min"));
+        let e: Expectations = toml::from_str("catch_up_within = \"0s\"").unwrap();
+        assert!(e.validate().unwrap_err().contains("expect.catch_up_within"));
+        let e: Expectations =
+            toml::from_str("no_leader_without_quorum = true\nquorum_loss_grace = \"500ms\"")
+                .unwrap();
+        assert!(e.no_leader_without_quorum && e.validate().is_ok());
+        assert_eq!(e.quorum_loss_grace.0, Duration::from_millis(500));
     }
 
     #[test]

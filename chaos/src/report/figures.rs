@@ -434,7 +434,7 @@ impl Leadership {
 }
 
 /// One round of polls: each node at most once; a round closes when a node repeats.
-fn poll_rounds(status: &[StatusLine]) -> Vec<(u64, Vec<&StatusLine>)> {
+pub(crate) fn poll_rounds(status: &[StatusLine]) -> Vec<(u64, Vec<&StatusLine>)> {
     let mut rounds = Vec::new();
     let mut current: Vec<&StatusLine> = Vec::new();
     for s in status {
@@ -453,7 +453,10 @@ fn poll_rounds(status: &[StatusLine]) -> Vec<(u64, Vec<&StatusLine>)> {
 /// The leader a majority follows, from the latest status of every node: a node that says it leads term T, with
 /// at least a majority of the nodes (itself included) answering in term T and naming it (or no one yet) as
 /// leader. An old leader cut off from the majority still says "leader" but is not followed.
-fn effective_leader(latest: &BTreeMap<u64, &StatusLine>, nodes: u64) -> Option<(u64, u64)> {
+pub(crate) fn effective_leader(
+    latest: &BTreeMap<u64, &StatusLine>,
+    nodes: u64,
+) -> Option<(u64, u64)> {
     let majority = nodes / 2 + 1;
     latest
         .values()

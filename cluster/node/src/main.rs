@@ -117,7 +117,7 @@ struct RunArgs {
     snapshot_interval_entries: Option<u64>,
     /// Switch on a deliberate bug to test the chaos tool (repeatable; off by default). Never in production.
     /// One of: stale-read, unconfirmed-leader-read, lease-no-drift, forget-vote, no-fsync, commit-old-term,
-    /// no-truncate, early-ack, retry-duplicates, no-election-restriction, non-atomic-cas, config-before-commit.
+    /// no-truncate, early-ack, retry-duplicates, no-election-restriction, non-atomic-cas, config-before-commit, no-check-quorum.
     #[arg(long = "bug", value_parser = parse_bug)]
     bugs: Vec<Bug>,
     /// Cluster id (must match the other nodes and clients).

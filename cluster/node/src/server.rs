@@ -203,6 +203,7 @@ pub async fn run(
                 reason: e.to_string(),
             })?;
     }
+    let logged_addresses = crate::state::addresses_in_log(&persisted.entries);
     let raw = if fresh && cfg.join.is_none() {
         let membership = Membership::with_voters(cfg.peers.keys().copied());
         tracing::info!(id = %cfg.id, ?membership, seed = raft_cfg.rng_seed, "bootstrapping a new cluster");
@@ -222,6 +223,12 @@ pub async fn run(
     // network relays) may route this node to a peer differently from how the peer advertises itself.
     for (id, addr) in &state.addresses {
         addresses.entry(*id).or_insert_with(|| addr.clone());
+    }
+    // Entries after the snapshot are newer than it; their addresses are needed before they are applied.
+    for (id, addr) in logged_addresses {
+        if id != cfg.id && !cfg.peers.contains_key(&id) {
+            addresses.insert(id, addr);
+        }
     }
     let last_snapshot_index = raw.log().snapshot_index();
     let member_applied = raw

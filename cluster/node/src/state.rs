@@ -143,6 +143,25 @@ impl NodeState {
     }
 }
 
+/// The addresses recorded by `SetAddress` commands among `entries`, committed or not, later entries winning.
+///
+/// A restarted node learns addresses only by applying entries, and it applies those after its snapshot only
+/// once a leader tells it they are committed. Its configuration, though, already counts members those entries
+/// introduced: without their addresses it refuses their hellos, and a cluster that needs them for a quorum never
+/// elects a leader. So the log's addresses are known from the start.
+pub fn addresses_in_log(entries: &[raft::Entry]) -> BTreeMap<NodeId, String> {
+    entries
+        .iter()
+        .filter_map(|entry| match &entry.payload {
+            raft::EntryPayload::Command(data) => match postcard::from_bytes::<NodeCommand>(data) {
+                Ok(NodeCommand::SetAddress { id, addr, .. }) => Some((id, addr)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 impl StateMachine for NodeState {
     type Output = NodeOutput;
 
@@ -183,6 +202,49 @@ impl StateMachine for NodeState {
 mod tests {
     use super::*;
     use raft::kv::KvOp;
+
+    fn entry(index: u64, payload: raft::EntryPayload) -> raft::Entry {
+        raft::Entry {
+            term: raft::Term(1),
+            index: LogIndex(index),
+            payload,
+        }
+    }
+
+    fn set_address(id: u64, addr: &str) -> raft::EntryPayload {
+        raft::EntryPayload::Command(
+            NodeCommand::SetAddress {
+                id: NodeId(id),
+                addr: addr.into(),
+                incarnation: 7,
+            }
+            .encode(),
+        )
+    }
+
+    /// Issue 13: a restarted node must know the addresses its log holds (applied or not), later ones winning,
+    /// and nothing else from the log.
+    #[test]
+    fn the_log_addresses_are_found_whether_applied_or_not() {
+        let entries = vec![
+            entry(5, set_address(4, "127.0.0.1:1")),
+            entry(6, raft::EntryPayload::Noop),
+            entry(7, raft::EntryPayload::Command(b"not a command".to_vec())),
+            entry(8, set_address(5, "127.0.0.1:2")),
+            entry(9, set_address(4, "127.0.0.1:3")),
+        ];
+        let found = addresses_in_log(&entries);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            found.get(&NodeId(4)).map(String::as_str),
+            Some("127.0.0.1:3")
+        );
+        assert_eq!(
+            found.get(&NodeId(5)).map(String::as_str),
+            Some("127.0.0.1:2")
+        );
+        assert!(addresses_in_log(&[]).is_empty());
+    }
 
     #[test]
     fn addresses_and_kv_survive_a_snapshot() {

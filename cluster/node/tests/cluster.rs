@@ -610,3 +610,35 @@ async fn early_ack_acknowledges_a_write_no_majority_has() {
     );
     assert!(bugs.is_empty());
 }
+
+/// Issue 13 (found by the chaos tool's replace plan): a restarted node learns addresses by applying entries, and
+/// it re-applies those after its persisted commit index (written only with a term or vote change) only once a
+/// leader tells it they are committed. Node 4 joins, node X is removed, then the leader and the last original
+/// follower Y die; Y restarts alone next to node 4. Its log makes 4 a voter it needs for a majority, but 4's
+/// address sits in an entry it has not applied: it used to refuse 4's hellos and no leader was ever elected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_reaches_a_member_whose_address_is_only_in_its_unapplied_log() {
+    let mut cluster = LocalCluster::start(BINARY.as_ref(), 3, 4);
+    let leader = cluster.wait_leader(&[1, 2, 3]).await;
+    let mut client = cluster.client(&[1, 2, 3]);
+    put_ok(&mut client, "before", "x").await;
+    cluster.spawn(4, Some(leader));
+    wait_voter(&cluster, 4, 4).await;
+    let removed = (1..=3).find(|&i| i != leader).expect("a follower");
+    let survivor = (1..=3)
+        .find(|&i| i != leader && i != removed)
+        .expect("another follower");
+    remove(&cluster, &[leader, survivor, 4], removed).await;
+    assert_eq!(wait_exit(&mut cluster, removed).await, Some(EXIT_REMOVED));
+    let mut client = cluster.client(&[leader, survivor, 4]);
+    put_ok(&mut client, "after", "y").await;
+
+    cluster.kill(leader);
+    cluster.kill(survivor);
+    cluster.spawn(survivor, None);
+    let new_leader = cluster.wait_leader(&[survivor, 4]).await;
+    assert!([survivor, 4].contains(&new_leader));
+    let mut client = cluster.client(&[survivor, 4]);
+    put_ok(&mut client, "restarted", "z").await;
+    assert_eq!(get(&mut client, "after").await.as_deref(), Some("y"));
+}

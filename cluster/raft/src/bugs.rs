@@ -38,6 +38,9 @@ pub enum Bug {
     NonAtomicCas,
     /// A new leader changes the membership before it has committed an entry of its own term.
     ConfigBeforeCommit,
+    /// A leader that has not heard from a majority for an election timeout carries on leading (check-quorum's
+    /// step-down is skipped): a lone or cut-off leader keeps claiming leadership.
+    NoCheckQuorum,
 }
 
 /// Where a bug lives.
@@ -140,6 +143,12 @@ pub const CATALOGUE: &[BugInfo] = &[
         "config-before-commit",
         BugLayer::Core,
         "a new leader changes membership before committing in its term",
+    ),
+    row(
+        Bug::NoCheckQuorum,
+        "no-check-quorum",
+        BugLayer::Core,
+        "a leader without a quorum never steps down",
     ),
 ];
 

@@ -62,6 +62,8 @@ pub struct Mutations {
     pub lease_no_drift: bool,
     /// [`Bug::ConfigBeforeCommit`]: a leader accepts a membership change before committing an entry of its term.
     pub config_before_commit: bool,
+    /// [`Bug::NoCheckQuorum`]: a leader that lost contact with a majority does not step down.
+    pub no_check_quorum_step_down: bool,
 }
 
 impl Mutations {
@@ -80,6 +82,7 @@ impl Mutations {
             Bug::NoElectionRestriction => &mut self.no_election_restriction,
             Bug::LeaseNoDrift => &mut self.lease_no_drift,
             Bug::ConfigBeforeCommit => &mut self.config_before_commit,
+            Bug::NoCheckQuorum => &mut self.no_check_quorum_step_down,
             Bug::NoFsync | Bug::EarlyAck | Bug::RetryDuplicates | Bug::NonAtomicCas => return None,
         })
     }

@@ -1084,7 +1084,8 @@ impl RawNode {
                 .filter_map(|(&id, p)| std::mem::replace(&mut p.recent_active, false).then_some(id))
                 .chain([self.cfg.id])
                 .collect();
-            if self.cfg.check_quorum && !self.membership.has_quorum(active) {
+            let step_down = self.cfg.check_quorum && !self.cfg.mutations.no_check_quorum_step_down;
+            if step_down && !self.membership.has_quorum(active) {
                 let term = self.term;
                 self.become_follower(term, None);
                 return;

@@ -37,6 +37,7 @@ scripts! {
     figure8 => "figure8.txt",
     figure8_mutation => "figure8_mutation.txt",
     prevote_checkquorum => "prevote_checkquorum.txt",
+    checkquorum_mutation => "checkquorum_mutation.txt",
     log_repair => "log_repair.txt",
     log_repair_mutation => "log_repair_mutation.txt",
     transfer => "transfer.txt",

@@ -188,6 +188,12 @@ impl PartitionFault {
                     format!("majorities-ring needs at least 5 nodes, the cluster has {nodes}"),
                 ))
             }
+            Topology::Minority if nodes < 3 => {
+                return Err((
+                    "topology",
+                    format!("minority needs at least 3 nodes, the cluster has {nodes}"),
+                ))
+            }
             Topology::Bridge if nodes < 3 => {
                 return Err((
                     "topology",
@@ -222,6 +228,24 @@ impl PartitionFault {
             Topology::Bridge => topology::bridge(resolved).unwrap_or_default(),
             Topology::OneWay => topology::one_way(all, resolved),
             Topology::Groups => topology::groups(&self.groups),
+            Topology::Minority => {
+                let side = self.hit(resolved, all);
+                let rest: Vec<u64> = all.iter().copied().filter(|n| !side.contains(n)).collect();
+                if side.is_empty() {
+                    Cuts::new() // No target (every target was down): nothing to cut.
+                } else {
+                    topology::groups(&[side, rest])
+                }
+            }
+        }
+    }
+
+    /// The nodes the partition puts on the side it is aimed at, as events report them: the whole minority side
+    /// for `minority`, the resolved targets otherwise.
+    pub fn hit(&self, resolved: &[u64], all: &[u64]) -> Vec<u64> {
+        match (&self.topology, resolved.first()) {
+            (Topology::Minority, Some(&target)) => topology::minority_side(all, target),
+            _ => resolved.to_vec(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum Topology {
     OneWay,
     /// The plan's own groups.
     Groups,
+    /// The largest minority, holding the fault's target (e.g. the leader) and the nodes after it by id
+    /// (wrapping), against the majority: the failover case of a leader cut off on the minority side.
+    Minority,
 }
 
 impl Topology {
@@ -42,6 +45,7 @@ impl Topology {
             Topology::Bridge => "bridge",
             Topology::OneWay => "one-way",
             Topology::Groups => "groups",
+            Topology::Minority => "minority",
         }
     }
 }
@@ -67,6 +71,16 @@ pub fn groups(groups: &[Vec<u64>]) -> Cuts {
 pub fn isolate(nodes: &[u64], node: u64) -> Cuts {
     let rest: Vec<u64> = nodes.iter().copied().filter(|&n| n != node).collect();
     groups(&[vec![node], rest])
+}
+
+/// The minority side holding `target`: `target` and the nodes after it in `nodes` (wrapping), `(len - 1) / 2`
+/// of them, so the rest is a majority. Deterministic, so a timeline replays.
+pub fn minority_side(nodes: &[u64], target: u64) -> Vec<u64> {
+    let size = nodes.len().saturating_sub(1) / 2;
+    let at = nodes.iter().position(|&n| n == target).unwrap_or(0);
+    let mut side: Vec<u64> = nodes.iter().cycle().skip(at).take(size).copied().collect();
+    side.sort_unstable();
+    side
 }
 
 /// The first `len / 2` nodes against the rest (the second group is the majority).
@@ -168,6 +182,18 @@ mod tests {
             .copied()
             .filter(|&b| a == b || (!cuts.contains(&(a, b)) && !cuts.contains(&(b, a))))
             .collect()
+    }
+
+    #[test]
+    fn the_minority_side_holds_the_target_and_wraps() {
+        let five = [1, 2, 3, 4, 5];
+        assert_eq!(minority_side(&five, 2), vec![2, 3]);
+        assert_eq!(minority_side(&five, 5), vec![1, 5]);
+        assert_eq!(minority_side(&[1, 2, 3], 3), vec![3]);
+        assert_eq!(minority_side(&[1, 2, 3, 4], 4), vec![4]);
+        let cuts = groups(&[minority_side(&five, 5), vec![2, 3, 4]]);
+        assert!(cuts.contains(&(5, 4)) && cuts.contains(&(1, 2)));
+        assert!(!cuts.contains(&(1, 5)) && !cuts.contains(&(2, 3)));
     }
 
     #[test]
