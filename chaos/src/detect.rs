@@ -335,13 +335,28 @@ fn fail_outcome(run_dir: Option<&str>) -> TrialOutcome {
                 .cloned()
         })
     };
-    let violations = field("violations")
+    let mut violations = field("violations")
         .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
         .unwrap_or_default();
+    if violations.is_empty() {
+        // A FAIL on the plan's expectations alone (no violation kind): name the checks that failed.
+        violations = failed_checks(report.as_ref());
+    }
     TrialOutcome::Fail {
         violations,
         first_violation_s: field("first_violation_s").and_then(|v| v.as_f64()),
     }
+}
+
+/// The ids of the report's failed checks ("expect.no_leader_without_quorum", ...).
+fn failed_checks(report: Option<&serde_json::Value>) -> Vec<String> {
+    report
+        .and_then(|r| r.get("checks")?.as_array())
+        .into_iter()
+        .flatten()
+        .filter(|c| c.get("verdict").and_then(|v| v.as_str()) == Some("fail"))
+        .filter_map(|c| c.get("id")?.as_str().map(str::to_string))
+        .collect()
 }
 
 fn bugs_of(args: &DetectArgs) -> Result<Vec<String>, String> {
@@ -384,8 +399,15 @@ fn suite(args: &DetectArgs) -> Result<ExitCode, String> {
     } else {
         args.plans.clone()
     };
+    // Every plan must hold with the suite's overrides before any trial runs: a timeline that --duration cuts
+    // short is refused here, once, rather than as one tool error per trial.
     for p in &plans {
-        crate::plan::Plan::load(p).map_err(|e| e.to_string())?;
+        let mut plan = crate::plan::Plan::load(p).map_err(|e| e.to_string())?;
+        if let Some(d) = args.duration {
+            plan.duration = crate::plan::Dur(d);
+            plan.validate(&format!("{} (with --duration)", p.display()))
+                .map_err(|e| e.to_string())?;
+        }
     }
     let bugs = bugs_of(args)?;
     let seeds = args.seeds.unwrap_or_else(|| {
@@ -510,6 +532,27 @@ mod tests {
         assert!(
             table.contains("P1 = a") && table.contains("100%"),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn a_fail_on_expectations_alone_is_named_by_its_failed_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let report = serde_json::json!({
+            "violations": [],
+            "checks": [
+                {"id": "linearizability", "verdict": "pass"},
+                {"id": "expect.no_leader_without_quorum", "verdict": "fail"},
+                {"id": "expect.converged", "verdict": "not-evaluated"},
+            ],
+        });
+        std::fs::write(dir.path().join("report.json"), report.to_string()).unwrap();
+        assert_eq!(
+            fail_outcome(dir.path().to_str()),
+            TrialOutcome::Fail {
+                violations: vec!["expect.no_leader_without_quorum".into()],
+                first_violation_s: None,
+            }
         );
     }
 
