@@ -1,6 +1,7 @@
 //! `chaos bench election` end to end on real processes: the bench finds every new leader from the nodes' own
 //! log lines, counts a quiet rejoin as quiet and a disruptive one (etcd without pre-vote, its old leader cut
-//! off long enough to raise its term) as disruptive. Isolation uses kernel rules: root and nft are needed (the
+//! off long enough to raise its term) as disruptive, and counts a split vote forced by a one-way partition among
+//! etcd survivors without pre-vote. Isolation uses kernel rules: root and nft are needed (the
 //! tests skip with a reason otherwise, except in CI). Trials per test: env BENCH_TEST_TRIALS (default 2).
 
 mod common;
@@ -130,4 +131,45 @@ fn an_etcd_leader_without_pre_vote_disrupts_when_it_returns() {
     let n: u64 = trials().parse().unwrap();
     assert_eq!(row["no_leader"], 0);
     assert_eq!(row["disruptive_rejoins"].as_u64(), Some(n), "{row}");
+}
+
+#[test]
+fn a_one_way_partition_among_etcd_survivors_forces_a_split_vote_and_the_bench_counts_it() {
+    let etcd = chaos::targets::etcd::find_binary()
+        .map(|_| ())
+        .ok_or_else(|| "etcd is not installed (apt-get install etcd-server)".to_string());
+    if !require("bench etcd split vote", etcd.and_then(|()| nft())) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // The leader is isolated and, for 1.5 s, every survivor's packets to higher-numbered survivors are dropped:
+    // vote requests reach only lower-numbered nodes, whose answers are dropped, so no survivor gets a vote. Each
+    // times out at least twice (300–600 ms) and, without pre-vote, stands in a new term every time; whoever
+    // wins after the heal must beat a survivor that voted for itself, so the winning term is at least two
+    // above the old one in every trial.
+    let json = bench(
+        dir.path(),
+        &[
+            "--target",
+            "etcd",
+            "--fault",
+            "isolate",
+            "--split-survivors",
+            "1500ms",
+            "--min-outage",
+            "1500ms",
+            "--node-arg=--pre-vote=false",
+        ],
+    );
+    let row = &rows(&json)[0];
+    let n: usize = trials().parse().unwrap();
+    assert_eq!(row["no_leader"], 0, "{row}");
+    assert_eq!(row["split_votes"].as_u64(), Some(n as u64), "{row}");
+    let trials = row["trials"].as_array().unwrap();
+    assert_eq!(trials.len(), n);
+    for t in trials {
+        assert!(t["terms_used"].as_u64().unwrap() >= 2, "{t}");
+        // No leader can exist before the survivors hear each other again.
+        assert!(t["leader_ms"].as_f64().unwrap() >= 1500.0, "{t}");
+    }
 }

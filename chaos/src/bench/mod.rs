@@ -120,6 +120,12 @@ pub struct ElectionArgs {
     /// The fault lasts at least this long (a leader isolated for long enough has time to raise its term).
     #[arg(long, value_parser = crate::plan::parse_duration, default_value = "0ms")]
     pub min_outage: Duration,
+    /// With `--fault isolate` only: for this long after the cut, also drop every packet from a survivor to a
+    /// higher-numbered survivor. No survivor can then collect a single vote (requests go one way, answers the
+    /// other), so a target without pre-vote raises its term at each timeout and the election after this cut
+    /// heals needs more than one term: a split vote forced by a one-way partition, for testing the counter.
+    #[arg(long, value_parser = crate::plan::parse_duration)]
+    pub split_survivors: Option<Duration>,
     /// Seed of the fault phases.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -278,6 +284,7 @@ async fn measure(
         heartbeat: hb,
         hold: args.hold.unwrap_or(hi + Duration::from_millis(200)),
         min_outage: args.min_outage,
+        split_survivors: args.split_survivors,
     };
     let mut rng =
         rand_chacha::ChaCha8Rng::seed_from_u64(phase_seed(args.seed, target, range, fault));
@@ -476,6 +483,10 @@ pub fn run(command: &BenchCommand) -> ExitCode {
     }
     if args.trials == 0 {
         eprintln!("chaos: error: --trials must be at least 1");
+        return ExitCode::from(2);
+    }
+    if args.split_survivors.is_some() && args.fault.iter().any(|&f| f != Fault::Isolate) {
+        eprintln!("chaos: error: --split-survivors applies to --fault isolate only");
         return ExitCode::from(2);
     }
     let runtime = match crate::runner::runtime() {

@@ -22,7 +22,8 @@ pub struct TrialRecord {
     pub old_leader: u64,
     /// The old leader's term.
     pub old_term: u64,
-    /// The seeded wait before the fault, within the heartbeat interval.
+    /// The seeded wait before the fault, within the heartbeat interval (after one full interval past the
+    /// warm-up write).
     pub phase_ms: f64,
     /// When the fault was injected (µs since the Unix epoch, just before the call).
     pub fault_at_unix_us: u64,
@@ -106,6 +107,8 @@ pub struct TrialSetup<'a> {
     pub hold: Duration,
     /// The fault lasts at least this long.
     pub min_outage: Duration,
+    /// With isolate: how long the survivors also lose their links to higher-numbered survivors.
+    pub split_survivors: Option<Duration>,
 }
 
 const WAIT_LEADER: Duration = Duration::from_secs(10);
@@ -153,15 +156,27 @@ fn tails(cluster: &Cluster) -> Tails {
     )
 }
 
-fn isolate_links(ids: &[u64], node: u64) -> BTreeMap<(u64, u64), LinkDegradation> {
+/// Every link of `node` cut both ways; with `split`, also every link from a survivor to a higher-numbered
+/// survivor (one way), so that no survivor hears an answer to its vote requests.
+fn isolate_links(ids: &[u64], node: u64, split: bool) -> BTreeMap<(u64, u64), LinkDegradation> {
     let cut = LinkDegradation {
         cut: true,
         ..LinkDegradation::default()
     };
-    ids.iter()
+    let mut links: BTreeMap<_, _> = ids
+        .iter()
         .filter(|&&id| id != node)
         .flat_map(|&id| [((node, id), cut), ((id, node), cut)])
-        .collect()
+        .collect();
+    if split {
+        let survivors: Vec<u64> = ids.iter().copied().filter(|&id| id != node).collect();
+        for &a in &survivors {
+            for &b in survivors.iter().filter(|&&b| b > a) {
+                links.insert((a, b), cut);
+            }
+        }
+    }
+    links
 }
 
 async fn inject(
@@ -175,7 +190,7 @@ async fn inject(
         Fault::Kill => cluster.supervisor.kill(old),
         Fault::Pause => cluster.supervisor.pause(old),
         Fault::Isolate => match setup.network.as_mut() {
-            Some(net) => net.apply(&isolate_links(&ids, old)),
+            Some(net) => net.apply(&isolate_links(&ids, old, setup.split_survivors.is_some())),
             None => Err("isolate needs a network backend".into()),
         },
         Fault::Transfer => {
@@ -252,10 +267,23 @@ pub async fn run(
         .await
         .ok_or("the warm-up write was never acknowledged")?;
     let mut tails = tails(cluster);
-    tokio::time::sleep(phase).await;
+    // The warm-up write reached every follower and reset its election timer just like a heartbeat. A fault
+    // drawn within the interval after it would land, on average, hb/3 after the last contact (the nearer of the
+    // write and the last heartbeat) instead of hb/2, adding a sixth of the heartbeat to every figure. One full
+    // interval first makes the last contact a heartbeat of the leader's own schedule, which runs independently
+    // of this clock: the fault then lands at a uniform point within the heartbeat interval.
+    tokio::time::sleep(setup.heartbeat + phase).await;
     let fault_at = unix_us();
     inject(cluster, setup, fault, old).await?;
     let inject_us = unix_us() - fault_at;
+    if let (Fault::Isolate, Some(split)) = (fault, setup.split_survivors) {
+        tokio::time::sleep(split).await;
+        let ids = cluster.ids();
+        match setup.network.as_mut() {
+            Some(net) => net.apply(&isolate_links(&ids, old, false))?,
+            None => return Err("isolate needs a network backend".into()),
+        }
+    }
     let value = format!("after-fault-{trial}");
     let (events, write_at) = tokio::join!(
         collect_until_leader(&mut tails, old_term),
@@ -345,9 +373,19 @@ mod tests {
 
     #[test]
     fn isolation_cuts_both_directions_of_every_link_of_the_node() {
-        let links = isolate_links(&[1, 2, 3], 2);
+        let links = isolate_links(&[1, 2, 3], 2, false);
         let keys: Vec<_> = links.keys().copied().collect();
         assert_eq!(keys, vec![(1, 2), (2, 1), (2, 3), (3, 2)]);
         assert!(links.values().all(|l| l.cut));
+    }
+
+    #[test]
+    fn a_split_also_cuts_each_survivor_towards_the_higher_numbered_ones() {
+        let links = isolate_links(&[1, 2, 3, 4], 2, true);
+        let plain = isolate_links(&[1, 2, 3, 4], 2, false);
+        let extra: Vec<_> = links.keys().filter(|k| !plain.contains_key(k)).collect();
+        assert_eq!(extra, [&(1, 3), &(1, 4), &(3, 4)]);
+        // 4 → 1 and 3 → 1 still pass: requests reach the lower survivors, their answers do not come back.
+        assert!(!links.contains_key(&(4, 1)) && !links.contains_key(&(3, 1)));
     }
 }
