@@ -874,6 +874,17 @@ impl membership::Operator for ClusterOperator<'_> {
             .await
     }
 
+    async fn is_member(&mut self, id: u64) -> Option<bool> {
+        let members = self.cluster.members();
+        let view = self
+            .cluster
+            .target
+            .membership(&self.cluster.layout, &members)
+            .await
+            .ok()?;
+        Some(view.voters.contains(&id) || view.learners.contains(&id))
+    }
+
     fn retire(&mut self, id: u64) {
         self.cluster.retire(id);
         // Ignoring the result is safe: without a joined node nothing reaches the network backend.

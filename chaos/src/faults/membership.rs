@@ -119,6 +119,8 @@ pub trait Operator {
     fn add(&mut self, id: u64, via: u64) -> Result<(), String>;
     /// Asks the cluster to remove `id` (bounded by `timeout`).
     fn remove(&mut self, id: u64, timeout: Duration) -> impl Future<Output = MemberChange>;
+    /// Whether the leader's membership still holds `id` (None: no leader answered).
+    fn is_member(&mut self, id: u64) -> impl Future<Output = Option<bool>>;
     /// Counts `id` out of the membership (its exit as removed is expected from now on).
     fn retire(&mut self, id: u64);
     /// Stops `id` for good and wipes its data.
@@ -219,22 +221,20 @@ fn refusal(fault: &MembershipFault, members: usize) -> Option<String> {
     None
 }
 
+/// How long one removal request may take before the operator looks at the membership and asks again.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(4);
+
 /// Removes `id`, asking again while the answer is uncertain or a refusal may pass (another change in
-/// progress, no leader yet), until `timeout`.
+/// progress, no leader yet), until `timeout`. An answer that is not "done" is checked against the leader's
+/// membership, as an operator would: a removed leader may step down before it can answer.
 async fn remove(op: &mut impl Operator, id: u64, timeout: Duration) -> Result<(), String> {
     let deadline = Instant::now() + timeout;
-    let mut uncertain = false;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let answer = op.remove(id, left.max(Duration::from_millis(500))).await;
-        match answer {
-            MemberChange::Done => return Ok(()),
-            // An earlier attempt that may have been applied was: the node is gone.
-            MemberChange::NotDone(why) if uncertain && why.contains("is not a member") => {
-                return Ok(())
-            }
-            MemberChange::Unknown(_) => uncertain = true,
-            MemberChange::NotDone(_) => {}
+        let attempt = left.clamp(Duration::from_millis(500), ATTEMPT_TIMEOUT);
+        let answer = op.remove(id, attempt).await;
+        if answer == MemberChange::Done || op.is_member(id).await == Some(false) {
+            return Ok(());
         }
         if Instant::now() >= deadline {
             let last = match &answer {
@@ -262,6 +262,8 @@ mod tests {
         refusals: u32,
         wiped: Vec<u64>,
         joined: Vec<(u64, u64)>,
+        /// The removal commits but the answer says otherwise (a removed leader stepping down).
+        committed_silently: bool,
     }
 
     impl Operator for Fake {
@@ -284,6 +286,9 @@ mod tests {
             }
             MemberChange::Done
         }
+        async fn is_member(&mut self, id: u64) -> Option<bool> {
+            Some(self.members.contains(&id) && !self.committed_silently)
+        }
         fn retire(&mut self, id: u64) {
             self.members.remove(&id);
         }
@@ -300,6 +305,7 @@ mod tests {
             refusals: 0,
             wiped: vec![],
             joined: vec![],
+            committed_silently: false,
         }
     }
 
@@ -337,6 +343,15 @@ mod tests {
         let c = apply(&mut op, &fault("replace", 3), &[9], 0).await.unwrap();
         assert_eq!(c.note.as_deref(), Some("n9 is not a member"));
         assert!(c.hit().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_removal_whose_answer_is_lost_is_seen_in_the_membership() {
+        let mut op = fake(4);
+        op.refusals = u32::MAX;
+        op.committed_silently = true;
+        let c = apply(&mut op, &fault("remove", 3), &[2], 0).await.unwrap();
+        assert_eq!(c.removed, Some(2));
     }
 
     #[tokio::test]
