@@ -15,10 +15,10 @@ use crate::early_stop::{EarlyStop, Violation};
 use crate::events::EventLog;
 use crate::faults::membership::{self, MembershipFault};
 use crate::faults::{FaultError, FaultSpec, Nemeses};
-use crate::supervisor::ProcessState;
 use crate::plan::{Dur, Model, Plan, PlanError};
 use crate::recorder::{self, Recorder};
 use crate::schedule::{derive_seed, schedule, ClusterView, ScheduledFault};
+use crate::supervisor::ProcessState;
 use crate::workload::{self, KeyHistory, WorkloadShared};
 use checker::history::{EventKind, Header};
 use checker::{Budget, CheckOptions, CheckReport, ModelKind};
@@ -507,7 +507,11 @@ fn note_exits(run: &Run<'_>, cluster: &mut Cluster, recording: &Recording) {
         let expected = !cluster.members().contains(&id);
         run.progress.line(&format!(
             "  node n{id} exited as removed from the cluster{}",
-            if expected { "" } else { " while still a member" }
+            if expected {
+                ""
+            } else {
+                " while still a member"
+            }
         ));
         recording.events.write(&serde_json::json!({
             "time_ns": recording.recorder.now_ns(), "event": "node-removed", "node": id, "expected": expected,
@@ -862,7 +866,8 @@ impl membership::Operator for ClusterOperator<'_> {
 
     fn add(&mut self, id: u64, via: u64) -> Result<(), String> {
         let ip = self.cluster.add_node(id, via)?;
-        self.nemeses.set_members(self.cluster.members(), Some((id, ip)))
+        self.nemeses
+            .set_members(self.cluster.members(), Some((id, ip)))
     }
 
     async fn remove(&mut self, id: u64, timeout: Duration) -> crate::targets::MemberChange {

@@ -231,7 +231,10 @@ impl Supervisor {
                         node.removed = true;
                         self.removed_exits.push(id);
                         if self.removal_expected.contains(&id) {
-                            tracing::info!(node = id, "node exited as removed, as the runner removed it");
+                            tracing::info!(
+                                node = id,
+                                "node exited as removed, as the runner removed it"
+                            );
                         } else {
                             // The runner still counts it as a member: the cluster dropped it on its own.
                             self.unexpected_exits.push((
@@ -513,7 +516,10 @@ impl NodeProcesses for Supervisor {
         self.removal_expected.insert(id);
         self.reap(id);
         Supervisor::kill(self, id);
-        let node = self.nodes.get_mut(&id).ok_or(format!("unknown node {id}"))?;
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or(format!("unknown node {id}"))?;
         node.removed = true;
         Ok(())
     }
@@ -662,6 +668,39 @@ mod tests {
         NodeProcesses::excuse_exits(&mut sup, 1, false);
         assert_eq!(sup.state(1), ProcessState::Down);
         assert!(sup.unexpected_exits().is_empty());
+    }
+
+    /// Exit status 5 means removed from the cluster: never started again, a finding unless the runner removed
+    /// the node on purpose.
+    #[test]
+    fn an_exit_as_removed_is_final_and_a_finding_only_for_a_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        for id in [1, 2] {
+            let mut removed = sleeper(dir.path(), id);
+            removed.args = vec!["-c".into(), "exit 5".into()];
+            sup.add(removed);
+        }
+        NodeProcesses::expect_removal(&mut sup, 1);
+        sup.start(1).unwrap();
+        sup.start(2).unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while sup.state(1) != ProcessState::Removed || sup.state(2) != ProcessState::Removed {
+            assert!(Instant::now() < give_up, "the exits were never noticed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(NodeProcesses::removed_exits(&sup).len(), 2);
+        let unexpected = sup.unexpected_exits().to_vec();
+        assert_eq!(unexpected.len(), 1, "{unexpected:?}");
+        assert_eq!(unexpected[0].0, 2);
+        assert!(unexpected[0].1.contains("still counts it as a member"));
+        sup.start(1).unwrap();
+        assert_eq!(sup.starts(1), 1, "a removed node is never started again");
+        assert_eq!(process_heal(&mut sup), Vec::<u64>::new());
+    }
+
+    fn process_heal(sup: &mut Supervisor) -> Vec<u64> {
+        crate::faults::process::heal(sup).unwrap()
     }
 
     #[test]

@@ -88,11 +88,18 @@ fn failed(report: &serde_json::Value) -> Vec<String> {
 fn passes(plan: &str) {
     for seed in 1..=seeds() {
         let (code, report, events) = run(plan, seed, None);
-        assert_eq!(code, 0, "{plan} seed {seed}:\n{}", failed(&report).join("\n"));
+        assert_eq!(
+            code,
+            0,
+            "{plan} seed {seed}:\n{}",
+            failed(&report).join("\n")
+        );
         let checks = report["checks"].as_array().expect("checks");
         for id in ["expect.membership_final", "expect.removed_nodes_exit"] {
             assert!(
-                checks.iter().any(|c| c["id"] == id && c["verdict"] == "pass"),
+                checks
+                    .iter()
+                    .any(|c| c["id"] == id && c["verdict"] == "pass"),
                 "{plan} seed {seed}: {id} not passed: {:?}",
                 failed(&report)
             );
@@ -101,7 +108,10 @@ fn passes(plan: &str) {
             .lines()
             .filter(|l| l.contains("\"event\":\"membership\""))
             .count();
-        assert!(changes >= 3, "{plan} seed {seed}: only {changes} membership change(s) logged");
+        assert!(
+            changes >= 3,
+            "{plan} seed {seed}: only {changes} membership change(s) logged"
+        );
         assert!(events.contains("\"event\":\"membership-final\""));
         assert!(events.contains("\"event\":\"node-removed\""));
     }

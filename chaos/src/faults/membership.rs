@@ -70,8 +70,12 @@ impl MembershipFault {
             "wipe-rejoin" => ChangeKind::WipeRejoin,
             _ => return None,
         };
-        let fields = Fields::deserialize(toml::Value::Table(rest.clone()))
-            .map_err(|e| format!("{} (a {kind} fault takes min_members and timeout)", e.message()));
+        let fields = Fields::deserialize(toml::Value::Table(rest.clone())).map_err(|e| {
+            format!(
+                "{} (a {kind} fault takes min_members and timeout)",
+                e.message()
+            )
+        });
         Some(fields.map(|f| MembershipFault {
             change,
             min_members: f.min_members.unwrap_or(MIN_MEMBERS_DEFAULT),
@@ -101,7 +105,10 @@ impl MembershipFault {
             ));
         }
         if self.timeout.0 < Duration::from_secs(1) {
-            return Err(("timeout", format!("expected at least 1s, got {}", self.timeout)));
+            return Err((
+                "timeout",
+                format!("expected at least 1s, got {}", self.timeout),
+            ));
         }
         Ok(())
     }
@@ -321,15 +328,24 @@ mod tests {
     async fn each_kind_changes_the_intended_membership() {
         let mut op = fake(3);
         let c = apply(&mut op, &fault("add", 3), &[2], 0).await.unwrap();
-        assert_eq!((c.added, c.via, c.members.clone()), (Some(4), Some(2), vec![1, 2, 3, 4]));
+        assert_eq!(
+            (c.added, c.via, c.members.clone()),
+            (Some(4), Some(2), vec![1, 2, 3, 4])
+        );
         let c = apply(&mut op, &fault("remove", 3), &[1], 0).await.unwrap();
         assert_eq!((c.removed, c.members.clone()), (Some(1), vec![2, 3, 4]));
         op.refusals = 2;
         let c = apply(&mut op, &fault("replace", 3), &[3], 1).await.unwrap();
         assert_eq!((c.removed, c.added), (Some(3), Some(5)));
         assert_eq!(c.members, vec![2, 4, 5]);
-        assert_eq!(op.joined.last(), Some(&(5, 4)), "joined through a remaining member");
-        let c = apply(&mut op, &fault("wipe-rejoin", 3), &[2], 0).await.unwrap();
+        assert_eq!(
+            op.joined.last(),
+            Some(&(5, 4)),
+            "joined through a remaining member"
+        );
+        let c = apply(&mut op, &fault("wipe-rejoin", 3), &[2], 0)
+            .await
+            .unwrap();
         assert_eq!((c.removed, c.added), (Some(2), Some(6)));
         assert_eq!(op.wiped, vec![2]);
     }

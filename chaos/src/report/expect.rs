@@ -484,14 +484,19 @@ pub fn evaluate(e: &Expectations, ev: &Evidence<'_>) -> Vec<CheckResult> {
 /// The membership expectations, judged on events.jsonl's `membership-final`.
 fn evaluate_membership(e: &Expectations, m: Option<&MembershipFinal>) -> Vec<CheckResult> {
     use CheckVerdict::*;
-    let missing = "not evaluated: events.jsonl has no membership-final line (the run stopped early, failed, \
+    let missing =
+        "not evaluated: events.jsonl has no membership-final line (the run stopped early, failed, \
                    or has no membership faults)";
     let mut out = Vec::new();
     if e.membership_final {
         let name = "the final membership is the intended one".to_owned();
         out.push(match m {
             None => result("membership_final", name, NotEvaluated, missing.into()),
-            Some(MembershipFinal { voters: None, error, .. }) => result(
+            Some(MembershipFinal {
+                voters: None,
+                error,
+                ..
+            }) => result(
                 "membership_final",
                 name,
                 NotEvaluated,
@@ -692,5 +697,36 @@ mod tests {
         assert_eq!(json["leader_within"], "1s 500ms");
         let back: Expectations = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn membership_expectations_judge_the_final_line_and_say_when_they_cannot() {
+        let e = Expectations {
+            membership_final: true,
+            removed_nodes_exit: true,
+            ..Expectations::default()
+        };
+        let verdicts = |m: Option<&MembershipFinal>| -> Vec<CheckVerdict> {
+            evaluate_membership(&e, m)
+                .into_iter()
+                .map(|r| r.verdict)
+                .collect()
+        };
+        use CheckVerdict::*;
+        assert_eq!(verdicts(None), vec![NotEvaluated, NotEvaluated]);
+        let mut m = MembershipFinal {
+            intended: vec![1, 2, 4],
+            leader: Some(1),
+            voters: Some(vec![1, 2, 4]),
+            removed: vec![(3, "exited-removed".into()), (5, "wiped".into())],
+            ..MembershipFinal::default()
+        };
+        assert_eq!(verdicts(Some(&m)), vec![Pass, Pass]);
+        m.learners = vec![4];
+        m.removed.push((6, "running".into()));
+        assert_eq!(verdicts(Some(&m)), vec![Fail, Fail]);
+        m.voters = None;
+        m.removed = vec![(3, "down".into())];
+        assert_eq!(verdicts(Some(&m)), vec![NotEvaluated, NotEvaluated]);
     }
 }

@@ -260,9 +260,17 @@ pub trait Target: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'a, Result<(), String>>;
     /// The command line of a fresh node `id` that joins the running cluster through the member at `via`
     /// (membership faults). Targets that cannot add nodes keep the default, which refuses.
-    fn join_command(&self, layout: &Layout, id: u64, via: SocketAddr) -> Result<NodeCommand, String> {
+    fn join_command(
+        &self,
+        layout: &Layout,
+        id: u64,
+        via: SocketAddr,
+    ) -> Result<NodeCommand, String> {
         let _ = (layout, id, via);
-        Err(format!("the {} target cannot add nodes", self.kind().name()))
+        Err(format!(
+            "the {} target cannot add nodes",
+            self.kind().name()
+        ))
     }
     /// The membership the leader among `members` reports. Targets that cannot tell keep the default.
     fn membership<'a>(
@@ -271,7 +279,10 @@ pub trait Target: Send + Sync + std::fmt::Debug {
         members: &'a [u64],
     ) -> BoxFuture<'a, Result<MembershipView, String>> {
         let _ = (layout, members);
-        let why = format!("the {} target does not report its membership", self.kind().name());
+        let why = format!(
+            "the {} target does not report its membership",
+            self.kind().name()
+        );
         Box::pin(async move { Err(why) })
     }
     /// Asks the cluster (any of `members`, following redirects) to remove node `id`, as an operator's admin

@@ -190,16 +190,24 @@ impl Target for RaftNode {
                     continue;
                 };
                 let timeout = Duration::from_secs(1);
-                let Ok(s) =
-                    raft_node::client::node_status(&self.endpoint, node.client_addr(), None, timeout)
-                        .await
+                let Ok(s) = raft_node::client::node_status(
+                    &self.endpoint,
+                    node.client_addr(),
+                    None,
+                    timeout,
+                )
+                .await
                 else {
                     continue;
                 };
-                if s.raft.role != raft::Role::Leader || best.as_ref().is_some_and(|(t, _)| *t >= s.raft.term.0) {
+                if s.raft.role != raft::Role::Leader
+                    || best.as_ref().is_some_and(|(t, _)| *t >= s.raft.term.0)
+                {
                     continue;
                 }
-                let ids = |set: &std::collections::BTreeSet<raft::NodeId>| set.iter().map(|n| n.0).collect();
+                let ids = |set: &std::collections::BTreeSet<raft::NodeId>| {
+                    set.iter().map(|n| n.0).collect()
+                };
                 let view = MembershipView {
                     leader: id,
                     voters: ids(&s.raft.membership.voters),
@@ -230,15 +238,12 @@ impl Target for RaftNode {
                 attempt_timeout: Duration::from_secs(1).min(timeout),
                 ..ClientOptions::default()
             };
-            let mut client = match Client::connect_with_ids(
-                &nodes,
-                &layout.certs,
-                &layout.client_name,
-                options,
-            ) {
-                Ok(c) => c,
-                Err(e) => return MemberChange::NotDone(format!("admin client: {e}")),
-            };
+            let mut client =
+                match Client::connect_with_ids(&nodes, &layout.certs, &layout.client_name, options)
+                {
+                    Ok(c) => c,
+                    Err(e) => return MemberChange::NotDone(format!("admin client: {e}")),
+                };
             let request = raft_node::protocol::Request::Remove {
                 id: raft::NodeId(id),
             };
