@@ -14,6 +14,7 @@
 
 use crate::plan::Dur;
 use crate::targets::MemberChange;
+use serde::Deserialize as _;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -113,8 +114,6 @@ impl MembershipFault {
         Ok(())
     }
 }
-
-use serde::Deserialize as _;
 
 /// What the runner offers membership faults: the cluster as an operator sees it.
 pub trait Operator {
