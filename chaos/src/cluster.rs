@@ -74,7 +74,8 @@ pub struct Cluster {
     wiped: std::collections::BTreeSet<u64>,
     /// How many exits as removed were already noted in the event log.
     removed_noted: usize,
-    /// The layout as it changes (nodes added at run time), for the status poller.
+    /// The members' layout as it changes (nodes added and removed at run time), for the status poller: a
+    /// removed node that is gone would cost every poll a timeout.
     layout_tx: tokio::sync::watch::Sender<Layout>,
     /// Declared last: dropped after the supervisor has stopped the processes inside the namespaces.
     namespaces: Option<NetnsHosts>,
@@ -433,7 +434,7 @@ impl Cluster {
         layout
     }
 
-    /// The layout as it changes during the run (the status poller follows nodes added at run time).
+    /// The members' layout as it changes during the run (the status poller follows membership changes).
     pub fn layout_updates(&self) -> tokio::sync::watch::Receiver<Layout> {
         self.layout_tx.subscribe()
     }
@@ -443,6 +444,7 @@ impl Cluster {
     pub fn retire(&mut self, id: u64) {
         self.retired.insert(id);
         self.supervisor.expect_removal(id);
+        self.layout_tx.send_replace(self.member_layout());
     }
 
     /// The nodes the runner removed on purpose, and whether their data was wiped.
@@ -523,7 +525,7 @@ impl Cluster {
             netns: None,
         })?;
         self.supervisor.start(id)?;
-        self.layout_tx.send_replace(self.layout.clone());
+        self.layout_tx.send_replace(self.member_layout());
         Ok(ip)
     }
 
