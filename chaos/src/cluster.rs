@@ -62,6 +62,21 @@ pub struct Cluster {
     /// The disk layers over the data dirs, when the plan has disk faults. Declared after the supervisor: the
     /// mounts go only once the node processes using them are gone.
     disks: Option<Arc<crate::faults::disk::DiskMounts>>,
+    /// Where nodes run (membership faults add nodes the same way).
+    placement: Placement,
+    /// The node binary (for issuing certificates to nodes that join at run time).
+    binary: PathBuf,
+    /// How long certificates issued at run time are valid.
+    cert_validity: Duration,
+    /// Nodes removed from the cluster on purpose (membership faults): no longer members.
+    retired: std::collections::BTreeSet<u64>,
+    /// Of those, the ones whose data the runner wiped (they never run again).
+    wiped: std::collections::BTreeSet<u64>,
+    /// How many exits as removed were already noted in the event log.
+    removed_noted: usize,
+    /// The members' layout as it changes (nodes added and removed at run time), for the status poller: a
+    /// removed node that is gone would cost every poll a timeout.
+    layout_tx: tokio::sync::watch::Sender<Layout>,
     /// Declared last: dropped after the supervisor has stopped the processes inside the namespaces.
     namespaces: Option<NetnsHosts>,
 }
@@ -159,9 +174,17 @@ impl Cluster {
             targets::build(c.target, binary.to_path_buf(), &layout)
                 .map_err(err(format!("the {} target", c.target.name())))?
                 .into();
+        let (layout_tx, _) = tokio::sync::watch::channel(layout.clone());
         let mut cluster = Cluster {
             layout,
             target,
+            placement,
+            binary: binary.to_path_buf(),
+            cert_validity: plan.cluster.cert_validity.0,
+            retired: Default::default(),
+            wiped: Default::default(),
+            removed_noted: 0,
+            layout_tx,
             supervisor: Box::new(Supervisor::new()),
             mesh: None,
             network: None,
@@ -391,14 +414,149 @@ impl Cluster {
         Ok(launches)
     }
 
-    /// Node ids.
+    /// Node ids (every node the run ever started, members or not).
     pub fn ids(&self) -> Vec<u64> {
         self.layout.nodes.iter().map(|n| n.id).collect()
     }
 
+    /// The nodes the runner counts as members: every node but those it removed on purpose.
+    pub fn members(&self) -> Vec<u64> {
+        self.ids()
+            .into_iter()
+            .filter(|id| !self.retired.contains(id))
+            .collect()
+    }
+
+    /// The layout of the members only: what clients, the agreement check and final reads should see.
+    pub fn member_layout(&self) -> Layout {
+        let mut layout = self.layout.clone();
+        layout.nodes.retain(|n| !self.retired.contains(&n.id));
+        layout
+    }
+
+    /// The members' layout as it changes during the run (the status poller follows membership changes).
+    pub fn layout_updates(&self) -> tokio::sync::watch::Receiver<Layout> {
+        self.layout_tx.subscribe()
+    }
+
+    /// Counts node `id` out of the membership: the runner removed it on purpose, so its exit as removed
+    /// is expected.
+    pub fn retire(&mut self, id: u64) {
+        self.retired.insert(id);
+        self.supervisor.expect_removal(id);
+        self.layout_tx.send_replace(self.member_layout());
+    }
+
+    /// The nodes the runner removed on purpose, and whether their data was wiped.
+    pub fn removed(&self) -> Vec<(u64, bool)> {
+        self.retired
+            .iter()
+            .map(|&id| (id, self.wiped.contains(&id)))
+            .collect()
+    }
+
+    /// Exits as removed (status 5) seen since the last call.
+    pub fn new_removed_exits(&mut self) -> Vec<u64> {
+        let all = self.supervisor.removed_exits();
+        let new = all[self.removed_noted.min(all.len())..].to_vec();
+        self.removed_noted = all.len();
+        new
+    }
+
+    /// Stops node `id` for good and wipes its data dir (a machine wiped by an operator).
+    pub fn wipe(&mut self, id: u64) -> Result<(), String> {
+        self.retire(id);
+        self.wiped.insert(id);
+        self.supervisor.retire(id)?;
+        let node = self.layout.node(id).ok_or(format!("no node {id}"))?;
+        let data = node.data_dir();
+        match std::fs::remove_dir_all(&data) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(format!("wiping {}: {e}", data.display())),
+        }
+    }
+
+    /// Adds a fresh node `id` (never used before in this run) that joins through member `via`: a free port
+    /// on its own address, a certificate from the run's CA (issued by the node binary, as an operator would),
+    /// then its process. Returns its address (for the network backend). Local hosts only.
+    pub fn add_node(&mut self, id: u64, via: u64) -> Result<Ipv4Addr, String> {
+        if !matches!(
+            self.placement,
+            Placement::SharedLoopback | Placement::LoopbackPerNode
+        ) {
+            return Err("membership faults add nodes on local hosts only".into());
+        }
+        if self.layout.node(id).is_some() {
+            return Err(format!("node id {id} is already used in this run"));
+        }
+        if id > nftables::NODE_ID_MAX {
+            return Err(format!(
+                "node id {id} has no loopback address of its own (ids go up to {})",
+                nftables::NODE_ID_MAX
+            ));
+        }
+        let via_addr = self
+            .layout
+            .node(via)
+            .ok_or(format!("no node {via} to join through"))?
+            .peer_addr();
+        let ip = self.placement.loopback_ip(id);
+        let port = free_port(IpAddr::V4(ip));
+        let run_dir = self.layout.certs.parent().unwrap_or(Path::new("."));
+        let slot = NodeSlot {
+            id,
+            ip: IpAddr::V4(ip),
+            peer_port: port,
+            client_port: port,
+            dir: run_dir.join("nodes").join(format!("n{id}")),
+        };
+        self.issue_cert(&slot)?;
+        std::fs::create_dir_all(&slot.dir)
+            .map_err(|e| format!("creating {}: {e}", slot.dir.display()))?;
+        self.layout.nodes.push(slot.clone());
+        let command = self.target.join_command(&self.layout, id, via_addr)?;
+        self.supervisor.add(NodeLaunch {
+            id,
+            program: command.program,
+            args: command.args,
+            env: command.env,
+            log: slot.dir.join("node.log"),
+            netns: None,
+        })?;
+        self.supervisor.start(id)?;
+        self.layout_tx.send_replace(self.member_layout());
+        Ok(ip)
+    }
+
+    /// Issues node `slot`'s certificate with the run's CA through `raft-node certs` (which extends an
+    /// existing CA found in the folder).
+    fn issue_cert(&self, slot: &NodeSlot) -> Result<(), String> {
+        let output = std::process::Command::new(&self.binary)
+            .arg("certs")
+            .arg("--out")
+            .arg(&self.layout.certs)
+            .arg("--node")
+            .arg(format!("{}={}", slot.id, slot.peer_addr()))
+            .arg("--valid-for")
+            .arg(format!("{}s", self.cert_validity.as_secs().max(60)))
+            .output()
+            .map_err(|e| format!("running {} certs: {e}", self.binary.display()))?;
+        if !output.status.success() {
+            return Err(format!(
+                "{} certs for node {} failed ({}): {}",
+                self.binary.display(),
+                slot.id,
+                output.status,
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
     /// The current leader (the node claiming leadership in the highest term), if any answers.
     pub async fn leader(&self) -> Option<u64> {
-        targets::find_leader(&*self.target, &self.layout, &self.ids(), STATUS_TIMEOUT).await
+        targets::find_leader(&*self.target, &self.layout, &self.members(), STATUS_TIMEOUT).await
     }
 
     /// Every node's role and progress as fault targeting needs them, asked of all nodes at once (a paused or
@@ -406,7 +564,7 @@ impl Cluster {
     /// in the highest term.
     pub async fn view(&self) -> Vec<NodeView> {
         let mut asks = tokio::task::JoinSet::new();
-        for id in self.ids() {
+        for id in self.members() {
             let (target, layout) = (self.target.clone(), self.layout.clone());
             asks.spawn(async move { (id, target.status(&layout, id, STATUS_TIMEOUT).await) });
         }

@@ -13,10 +13,12 @@ use crate::cluster::{resolve_binary, Cluster, LaunchError};
 use crate::driver::{self, ActiveFault, Injector};
 use crate::early_stop::{EarlyStop, Violation};
 use crate::events::EventLog;
-use crate::faults::{FaultError, Nemeses};
+use crate::faults::membership::{self, MembershipFault};
+use crate::faults::{FaultError, FaultSpec, Nemeses};
 use crate::plan::{Dur, Model, Plan, PlanError};
 use crate::recorder::{self, Recorder};
 use crate::schedule::{derive_seed, schedule, ClusterView, ScheduledFault};
+use crate::supervisor::ProcessState;
 use crate::workload::{self, KeyHistory, WorkloadShared};
 use checker::history::{EventKind, Header};
 use checker::{Budget, CheckOptions, CheckReport, ModelKind};
@@ -428,6 +430,9 @@ async fn lifecycle(run: &Run<'_>, binary: &Path) -> Result<RunSummary, RunError>
         }
     };
     key_checks.abort();
+    if stopped_early.is_none() {
+        membership_final(run, &mut cluster, &recording).await;
+    }
     let exits = stop(run, cluster, &recording).await;
     let counts = recording.finish().await?;
     let outcome = Outcome {
@@ -497,7 +502,22 @@ const CRASH_POLL: Duration = Duration::from_millis(200);
 /// Reaps nodes that exited on their own: each goes to events.jsonl, the history's notes and the terminal, and
 /// (with `stop_early`) stops the run.
 fn note_exits(run: &Run<'_>, cluster: &mut Cluster, recording: &Recording) {
-    for (id, status) in cluster.supervisor.reap_all() {
+    let crashed = cluster.supervisor.reap_all();
+    for id in cluster.new_removed_exits() {
+        let expected = !cluster.members().contains(&id);
+        run.progress.line(&format!(
+            "  node n{id} exited as removed from the cluster{}",
+            if expected {
+                ""
+            } else {
+                " while still a member"
+            }
+        ));
+        recording.events.write(&serde_json::json!({
+            "time_ns": recording.recorder.now_ns(), "event": "node-removed", "node": id, "expected": expected,
+        }));
+    }
+    for (id, status) in crashed {
         run.progress
             .line(&format!("  node n{id} exited on its own ({status})"));
         let time_ns = recording.recorder.now_ns();
@@ -519,13 +539,48 @@ fn note_exits(run: &Run<'_>, cluster: &mut Cluster, recording: &Recording) {
 async fn converge(cluster: &Cluster, recording: &Recording) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (agree, detail) = cluster.target.agreement(&cluster.layout).await;
+        // Over the final membership only: removed nodes hold logs the cluster no longer keeps in step.
+        let (agree, detail) = cluster.target.agreement(&cluster.member_layout()).await;
         if agree == Some(true) || Instant::now() > deadline {
             let time_ns = recording.recorder.now_ns();
             return serde_json::json!({"checked": true, "agree": agree, "detail": detail, "time_ns": time_ns});
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// With membership faults: the intended membership against the one the leader reports, and what became of
+/// every node the runner removed (`membership-final` in events.jsonl, judged by the `membership_final` and
+/// `removed_nodes_exit` expectations).
+async fn membership_final(run: &Run<'_>, cluster: &mut Cluster, recording: &Recording) {
+    if !run.plan.uses(crate::faults::Family::Membership) {
+        return;
+    }
+    note_exits(run, cluster, recording);
+    let intended = cluster.members();
+    let layout = cluster.member_layout();
+    let observed = cluster.target.membership(&layout, &intended).await;
+    let removed: Vec<serde_json::Value> = cluster
+        .removed()
+        .into_iter()
+        .map(|(id, wiped)| {
+            let fate = match cluster.supervisor.state(id) {
+                _ if wiped => "wiped",
+                ProcessState::Removed => "exited-removed",
+                ProcessState::Running | ProcessState::Paused => "running",
+                ProcessState::Down => "down",
+            };
+            serde_json::json!({"node": id, "fate": fate})
+        })
+        .collect();
+    let (observed, error) = match observed {
+        Ok(v) => (Some(v), None),
+        Err(e) => (None, Some(e)),
+    };
+    recording.events.write(&serde_json::json!({
+        "time_ns": recording.recorder.now_ns(), "event": "membership-final", "intended": intended,
+        "observed": observed, "error": error, "removed": removed,
+    }));
 }
 
 /// The history recorder, the event log and the status poller of a run.
@@ -553,7 +608,7 @@ impl Recording {
         );
         let poller = crate::status_poll::start(
             Arc::clone(&cluster.target),
-            cluster.layout.clone(),
+            cluster.layout_updates(),
             &run.dir.join("status.jsonl"),
             started,
         )
@@ -664,7 +719,7 @@ impl Workload {
         let settings = workload::final_read_settings(&run.plan.workload);
         let client = cluster
             .target
-            .connect(&cluster.layout, &settings)
+            .connect(&cluster.member_layout(), &settings)
             .map_err(|e| RunError::Tool(format!("final reads: {e}")))?;
         Ok(workload::final_reads(client, &recording.recorder, &shared).await)
     }
@@ -745,6 +800,107 @@ impl RunInjector<'_, '_> {
     }
 }
 
+impl RunInjector<'_, '_> {
+    /// Carries out a membership change through the cluster as an operator would, and logs the intended
+    /// membership after it.
+    async fn start_membership(
+        &mut self,
+        fault: &ScheduledFault,
+        spec: &MembershipFault,
+        wanted: &[u64],
+        why_none: Option<&str>,
+    ) -> Result<ActiveFault, FaultError> {
+        let draw = derive_seed(self.run.seed, &format!("membership-{}", fault.id));
+        let mut op = ClusterOperator {
+            cluster: &mut *self.cluster,
+            nemeses: &mut self.nemeses,
+        };
+        let change = membership::apply(&mut op, spec, wanted, draw)
+            .await
+            .map_err(|reason| FaultError {
+                id: fault.id,
+                kind: spec.name(),
+                phase: "started",
+                reason,
+            })
+            .inspect_err(|e| self.failed(e))?;
+        let hit = change.hit();
+        let note = change.note.clone().or(why_none.map(str::to_string));
+        self.view.last_hit.insert(fault.plan_index, hit.clone());
+        self.record("start", fault, &hit, note.as_deref());
+        self.recording.events.write(&serde_json::json!({
+            "time_ns": self.recording.recorder.now_ns(), "event": "membership", "id": fault.id,
+            "kind": spec.name(), "change": change, "members": change.members,
+        }));
+        self.run.progress.line(&format!(
+            "  +{:.1}s {} {} -> removed {:?}, added {:?}; members {:?}{}",
+            fault.start.as_secs_f64(),
+            fault.label,
+            fault.targets,
+            change.removed,
+            change.added,
+            change.members,
+            note.map(|n| format!(" ({n})")).unwrap_or_default()
+        ));
+        Ok(ActiveFault {
+            fault: fault.clone(),
+            nodes: hit,
+        })
+    }
+}
+
+/// The cluster and the fault families as a membership fault's operator sees them.
+struct ClusterOperator<'a> {
+    cluster: &'a mut Cluster,
+    nemeses: &'a mut Nemeses,
+}
+
+impl membership::Operator for ClusterOperator<'_> {
+    fn members(&self) -> Vec<u64> {
+        self.cluster.members()
+    }
+
+    fn fresh_id(&self) -> u64 {
+        self.cluster.ids().into_iter().max().unwrap_or(0) + 1
+    }
+
+    fn add(&mut self, id: u64, via: u64) -> Result<(), String> {
+        let ip = self.cluster.add_node(id, via)?;
+        self.nemeses
+            .set_members(self.cluster.members(), Some((id, ip)))
+    }
+
+    async fn remove(&mut self, id: u64, timeout: Duration) -> crate::targets::MemberChange {
+        let members = self.cluster.members();
+        let layout = self.cluster.layout.clone();
+        self.cluster
+            .target
+            .remove_member(&layout, &members, id, timeout)
+            .await
+    }
+
+    async fn is_member(&mut self, id: u64) -> Option<bool> {
+        let members = self.cluster.members();
+        let view = self
+            .cluster
+            .target
+            .membership(&self.cluster.layout, &members)
+            .await
+            .ok()?;
+        Some(view.voters.contains(&id) || view.learners.contains(&id))
+    }
+
+    fn retire(&mut self, id: u64) {
+        self.cluster.retire(id);
+        // Ignoring the result is safe: without a joined node nothing reaches the network backend.
+        let _ = self.nemeses.set_members(self.cluster.members(), None);
+    }
+
+    fn wipe(&mut self, id: u64) -> Result<(), String> {
+        self.cluster.wipe(id)
+    }
+}
+
 impl Injector for RunInjector<'_, '_> {
     async fn start(&mut self, fault: &ScheduledFault) -> Result<ActiveFault, FaultError> {
         if fault.targets.decided_at_start() {
@@ -755,6 +911,9 @@ impl Injector for RunInjector<'_, '_> {
             Err(why) => (Vec::new(), Some(why)),
         };
         let spec = &self.run.plan.faults[fault.plan_index].spec;
+        if let FaultSpec::Membership(m) = spec {
+            return self.start_membership(fault, m, &wanted, why_none).await;
+        }
         // Started even with no target, so that its end (and the report) find it like any other.
         let hit = self
             .nemeses
@@ -886,7 +1045,12 @@ fn client_source_ips(plan: &Plan) -> Option<Vec<IpAddr>> {
 
 /// Stops the nodes; returns the exits nobody caused (crashes of the system under test).
 async fn stop(run: &Run<'_>, mut cluster: Cluster, recording: &Recording) -> Vec<(u64, String)> {
-    for (id, status) in cluster.supervisor.reap_all() {
+    let crashed = cluster.supervisor.reap_all();
+    for id in cluster.new_removed_exits() {
+        let expected = !cluster.members().contains(&id);
+        recording.events.write(&serde_json::json!({"time_ns": recording.recorder.now_ns(), "event": "node-removed", "node": id, "expected": expected}));
+    }
+    for (id, status) in crashed {
         recording.events.write(&serde_json::json!({"time_ns": recording.recorder.now_ns(), "event": "node-exited", "node": id, "status": status}));
     }
     let exits = cluster.supervisor.unexpected_exits();

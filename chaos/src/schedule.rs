@@ -26,6 +26,12 @@ pub enum Targets {
     },
     /// The follower with the lowest applied index at the fault's start.
     Lagging,
+    /// One of the members that answered at the fault's start, the `pick`-th modulo their number (plans with
+    /// membership faults: a node drawn from the initial ids may no longer be a member).
+    Member {
+        /// The seeded draw.
+        pick: u64,
+    },
     /// The nodes the latest occurrence of another fault hit.
     SameAs {
         /// That fault's name.
@@ -80,6 +86,12 @@ impl Targets {
                 }
                 vec![f[(*pick % f.len() as u64) as usize].id]
             }
+            Targets::Member { pick } => {
+                if view.nodes.is_empty() {
+                    return Err("no member answered");
+                }
+                vec![view.nodes[(*pick % view.nodes.len() as u64) as usize].id]
+            }
             Targets::Lagging => {
                 // Lowest applied index; ties go to the lowest id, so the choice is reproducible.
                 let f = followers();
@@ -118,6 +130,7 @@ impl std::fmt::Display for Targets {
             Targets::Leader => f.write_str("leader"),
             Targets::Follower { .. } => f.write_str("follower"),
             Targets::Lagging => f.write_str("lagging"),
+            Targets::Member { .. } => f.write_str("random member"),
             Targets::SameAs { name, .. } => write!(f, "same-as {name}"),
         }
     }
@@ -207,6 +220,10 @@ fn resolve_for(plan: &Plan, index: usize, rng: &mut ChaCha8Rng) -> Targets {
             Targets::Nodes(order)
         }
         Some(Topology::Halves | Topology::Groups) => Targets::Nodes(all),
+        // With membership changes, a node drawn from the initial ids now may be gone by then.
+        None if fault.target == Target::Random && plan.uses(crate::faults::Family::Membership) => {
+            Targets::Member { pick: rng.gen() }
+        }
         _ => resolve(fault.target, nodes, rng),
     }
 }
@@ -360,6 +377,7 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
             Targets::Leader => " (whoever leads then)",
             Targets::Follower { .. } => " (a follower then)",
             Targets::Lagging => " (the follower furthest behind then)",
+            Targets::Member { .. } => " (a member then)",
             Targets::SameAs { .. } => " (the nodes that fault last hit)",
         });
         if f.clipped {

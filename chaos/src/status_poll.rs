@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 /// How often the poller asks.
 pub const PERIOD: Duration = Duration::from_millis(250);
 
-/// The poller task; aborting it (or dropping the handle and the runtime) stops it.
+/// The poller task; aborting it (or dropping the handle and the runtime) stops it. It follows `layout` as it
+/// changes (nodes that join at run time).
 pub fn start(
     target: Arc<dyn Target>,
-    layout: Layout,
+    mut layout: tokio::sync::watch::Receiver<Layout>,
     path: &Path,
     started: Instant,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
@@ -24,6 +25,7 @@ pub fn start(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             interval.tick().await;
+            let layout = layout.borrow_and_update().clone();
             for node in &layout.nodes {
                 let answer = target
                     .status(&layout, node.id, crate::cluster::STATUS_TIMEOUT)

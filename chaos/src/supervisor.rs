@@ -42,7 +42,13 @@ pub enum ProcessState {
     Running,
     /// Stopped with SIGSTOP.
     Paused,
+    /// Exited with [`EXIT_REMOVED`] (it learned it was removed from the cluster) or retired by the runner:
+    /// never started again, not a crash.
+    Removed,
 }
+
+/// The exit status with which a node says it was removed from the cluster (raft-node's `exit::REMOVED`).
+pub const EXIT_REMOVED: i32 = 5;
 
 #[derive(Debug)]
 struct NodeProcess {
@@ -50,6 +56,8 @@ struct NodeProcess {
     child: Option<Child>,
     paused: bool,
     starts: u32,
+    /// It exited as removed (or was retired): never started again.
+    removed: bool,
 }
 
 /// Owns every node process of a run.
@@ -59,6 +67,10 @@ pub struct Supervisor {
     unexpected_exits: Vec<(u64, String)>,
     /// Nodes whose own exits are expected for now (see [`NodeProcesses::excuse_exits`]).
     excused: std::collections::BTreeSet<u64>,
+    /// Nodes the runner removed from the cluster on purpose: their exit as removed is expected.
+    removal_expected: std::collections::BTreeSet<u64>,
+    /// Nodes that exited as removed, in order.
+    removed_exits: Vec<u64>,
 }
 
 /// A node process could not be started or signalled.
@@ -118,6 +130,7 @@ impl Supervisor {
                 child: None,
                 paused: false,
                 starts: 0,
+                removed: false,
             },
         );
     }
@@ -134,7 +147,8 @@ impl Supervisor {
             .nodes
             .get_mut(&id)
             .ok_or(SupervisorError::Unknown(id))?;
-        if node.child.is_some() {
+        // A removed node is never started again: its data dir says it is a member, the cluster says not.
+        if node.child.is_some() || node.removed {
             return Ok(());
         }
         let log = OpenOptions::new()
@@ -213,7 +227,22 @@ impl Supervisor {
             if let Some(child) = node.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     // Nobody signalled it (kill and terminate take the child first): it exited on its own.
-                    if self.excused.contains(&id) {
+                    if status.code() == Some(EXIT_REMOVED) {
+                        node.removed = true;
+                        self.removed_exits.push(id);
+                        if self.removal_expected.contains(&id) {
+                            tracing::info!(
+                                node = id,
+                                "node exited as removed, as the runner removed it"
+                            );
+                        } else {
+                            // The runner still counts it as a member: the cluster dropped it on its own.
+                            self.unexpected_exits.push((
+                                id,
+                                format!("{status} (exited as removed from the cluster while the runner still counts it as a member)"),
+                            ));
+                        }
+                    } else if self.excused.contains(&id) {
                         tracing::info!(node = id, %status, "node stopped while a fault excused it");
                     } else {
                         self.unexpected_exits.push((id, status.to_string()));
@@ -249,6 +278,7 @@ impl Supervisor {
                 ..
             }) => ProcessState::Paused,
             Some(NodeProcess { child: Some(_), .. }) => ProcessState::Running,
+            Some(NodeProcess { removed: true, .. }) => ProcessState::Removed,
             _ => ProcessState::Down,
         }
     }
@@ -399,6 +429,26 @@ pub trait NodeProcesses: Send + std::fmt::Debug {
     fn excuse_exits(&mut self, id: u64, excused: bool) {
         let _ = (id, excused);
     }
+    /// Registers a node that joins at run time (membership faults). Hosts that cannot run such faults
+    /// (validation refuses them) keep the default, which refuses.
+    fn add(&mut self, launch: NodeLaunch) -> Result<(), String> {
+        Err(format!(
+            "cannot add node {} on these hosts: membership faults run on local hosts only",
+            launch.id
+        ))
+    }
+    /// The runner removed node `id` from the cluster on purpose: its exit as removed is expected from now on.
+    fn expect_removal(&mut self, id: u64) {
+        let _ = id;
+    }
+    /// Stops node `id` for good (SIGKILL) and never starts it again: its id is retired.
+    fn retire(&mut self, id: u64) -> Result<(), String> {
+        Err(format!("cannot retire node {id} on these hosts"))
+    }
+    /// The nodes that exited as removed (status [`EXIT_REMOVED`]), in order.
+    fn removed_exits(&self) -> Vec<u64> {
+        Vec::new()
+    }
 }
 
 impl NodeProcesses for Supervisor {
@@ -448,6 +498,34 @@ impl NodeProcesses for Supervisor {
 
     fn log_path(&self, id: u64) -> Option<PathBuf> {
         Supervisor::log_path(self, id).map(Path::to_path_buf)
+    }
+
+    fn add(&mut self, launch: NodeLaunch) -> Result<(), String> {
+        if self.nodes.contains_key(&launch.id) {
+            return Err(format!("node id {} is already in use", launch.id));
+        }
+        Supervisor::add(self, launch);
+        Ok(())
+    }
+
+    fn expect_removal(&mut self, id: u64) {
+        self.removal_expected.insert(id);
+    }
+
+    fn retire(&mut self, id: u64) -> Result<(), String> {
+        self.removal_expected.insert(id);
+        self.reap(id);
+        Supervisor::kill(self, id);
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .ok_or(format!("unknown node {id}"))?;
+        node.removed = true;
+        Ok(())
+    }
+
+    fn removed_exits(&self) -> Vec<u64> {
+        self.removed_exits.clone()
     }
 
     fn excuse_exits(&mut self, id: u64, excused: bool) {
@@ -590,6 +668,39 @@ mod tests {
         NodeProcesses::excuse_exits(&mut sup, 1, false);
         assert_eq!(sup.state(1), ProcessState::Down);
         assert!(sup.unexpected_exits().is_empty());
+    }
+
+    /// Exit status 5 means removed from the cluster: never started again, a finding unless the runner removed
+    /// the node on purpose.
+    #[test]
+    fn an_exit_as_removed_is_final_and_a_finding_only_for_a_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sup = Supervisor::new();
+        for id in [1, 2] {
+            let mut removed = sleeper(dir.path(), id);
+            removed.args = vec!["-c".into(), "exit 5".into()];
+            sup.add(removed);
+        }
+        NodeProcesses::expect_removal(&mut sup, 1);
+        sup.start(1).unwrap();
+        sup.start(2).unwrap();
+        let give_up = Instant::now() + Duration::from_secs(10);
+        while sup.state(1) != ProcessState::Removed || sup.state(2) != ProcessState::Removed {
+            assert!(Instant::now() < give_up, "the exits were never noticed");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(NodeProcesses::removed_exits(&sup).len(), 2);
+        let unexpected = sup.unexpected_exits().to_vec();
+        assert_eq!(unexpected.len(), 1, "{unexpected:?}");
+        assert_eq!(unexpected[0].0, 2);
+        assert!(unexpected[0].1.contains("still counts it as a member"));
+        sup.start(1).unwrap();
+        assert_eq!(sup.starts(1), 1, "a removed node is never started again");
+        assert_eq!(process_heal(&mut sup), Vec::<u64>::new());
+    }
+
+    fn process_heal(sup: &mut Supervisor) -> Vec<u64> {
+        crate::faults::process::heal(sup).unwrap()
     }
 
     #[test]

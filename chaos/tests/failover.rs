@@ -1,4 +1,5 @@
-//! The failover matrix (issue 13): every `configs/failover-*.toml` plan passes against raft-node, and fails
+//! The failover matrix (issue 13): every `configs/failover-*.toml` plan (5: replace, see also membership.rs)
+//! passes against raft-node, and fails
 //! against a build with the deliberate bug it is meant to catch (`--bug early-ack` for the minority leader,
 //! `--bug no-check-quorum` for the lone node and the minority leader), on the expectation that names it.
 //!
@@ -127,6 +128,18 @@ fn follower_failure_catches_up_through_a_snapshot() {
         assert!(
             log.contains("installed a snapshot from the leader"),
             "the follower caught up without a snapshot: the plan no longer tests that path"
+        );
+    }
+}
+
+/// Plan 5: the killed follower is replaced while down; back on its old data dir it learns it was removed and
+/// exits with status 5 (never restarted), and the cluster is steady with the new membership.
+#[test]
+fn replaced_node_returns_learns_its_removal_and_exits() {
+    for log in passes("failover-5-replace") {
+        assert!(
+            log.contains("says this node was removed from the cluster"),
+            "the old node never came back to learn its removal: the plan no longer tests that path"
         );
     }
 }

@@ -5,7 +5,9 @@
 //! - [`process`]: `kill`, `terminate`, `pause` (signals through the supervisor);
 //! - [`network`]: `partition`, `packet` (relay mesh or kernel rules);
 //! - [`clock`]: `clock-bump`, `clock-strobe`, `clock-drift` (the clock shim);
-//! - [`disk`]: `lose-unsynced`, `torn-write`, `disk-full`, `slow-fsync`, `corrupt` (the FUSE layer).
+//! - [`disk`]: `lose-unsynced`, `torn-write`, `disk-full`, `slow-fsync`, `corrupt` (the FUSE layer);
+//! - [`membership`]: `add`, `remove`, `replace`, `wipe-rejoin` (the target's admin interface; carried out by
+//!   the runner, which owns the cluster they change).
 //!
 //! To add a family: a module with its plan struct (`parse(kind, fields)`, `validate`) and its run-time state
 //! (start / end / heal), one arm in [`FaultSpec`] and one in [`Nemeses`]. Plans name faults by `kind`; which
@@ -13,6 +15,7 @@
 
 pub mod clock;
 pub mod disk;
+pub mod membership;
 pub mod network;
 pub mod process;
 
@@ -34,6 +37,8 @@ pub enum FaultSpec {
     Clock(clock::ClockFault),
     /// Cut the power, tear writes, fill, slow or corrupt the targets' disks.
     Disk(disk::DiskFault),
+    /// Add, remove, replace or wipe-and-rejoin members.
+    Membership(membership::MembershipFault),
 }
 
 /// Which run-time machinery a family needs.
@@ -47,6 +52,8 @@ pub enum Family {
     Clock,
     /// The FUSE layer over the data dirs.
     Disk,
+    /// The cluster itself (membership changes, carried out by the runner).
+    Membership,
 }
 
 /// Every kind a plan may name, for error messages.
@@ -56,6 +63,7 @@ pub fn all_kinds() -> Vec<&'static str> {
         .chain(network::KINDS.iter())
         .chain(clock::KINDS.iter())
         .chain(disk::KINDS.iter())
+        .chain(membership::KINDS.iter())
         .copied()
         .collect()
 }
@@ -76,6 +84,9 @@ impl FaultSpec {
         if let Some(d) = disk::DiskFault::parse(kind, rest) {
             return d.map(FaultSpec::Disk);
         }
+        if let Some(m) = membership::MembershipFault::parse(kind, rest) {
+            return m.map(FaultSpec::Membership);
+        }
         match kind {
             "partition" => parse_as(rest).map(FaultSpec::Partition),
             "packet" => parse_as(rest).map(FaultSpec::Packet),
@@ -94,6 +105,7 @@ impl FaultSpec {
             FaultSpec::Packet(_) => "packet",
             FaultSpec::Clock(c) => c.name(),
             FaultSpec::Disk(d) => d.name(),
+            FaultSpec::Membership(m) => m.name(),
         }
     }
 
@@ -104,6 +116,7 @@ impl FaultSpec {
             FaultSpec::Partition(_) | FaultSpec::Packet(_) => Family::Network,
             FaultSpec::Clock(_) => Family::Clock,
             FaultSpec::Disk(_) => Family::Disk,
+            FaultSpec::Membership(_) => Family::Membership,
         }
     }
 
@@ -115,6 +128,7 @@ impl FaultSpec {
             FaultSpec::Packet(p) => p.validate(),
             FaultSpec::Clock(c) => c.validate(),
             FaultSpec::Disk(d) => d.validate(),
+            FaultSpec::Membership(m) => m.validate(nodes),
         }
     }
 
@@ -205,6 +219,20 @@ impl Nemeses {
             .ok_or_else(|| fail("the run has no disk layer".into()))
     }
 
+    /// Follows a membership change: network faults target `members` from now on, and a node that joined
+    /// (`added`, at `ip`) gets links of its own.
+    pub fn set_members(
+        &mut self,
+        members: Vec<u64>,
+        added: Option<(u64, std::net::Ipv4Addr)>,
+    ) -> Result<(), String> {
+        self.nodes = members;
+        match (added, self.network.as_mut()) {
+            (Some((id, ip)), Some(n)) => n.add_node(id, ip),
+            _ => Ok(()),
+        }
+    }
+
     /// Lets network faults reach these clients' links.
     pub fn with_clients(mut self, clients: Vec<u64>) -> Nemeses {
         self.clients = clients;
@@ -257,6 +285,9 @@ impl Nemeses {
                 clocks.start(fault.id, c, targets).map_err(fail)?;
                 Ok(targets.to_vec())
             }
+            FaultSpec::Membership(_) => Err(fail(
+                "membership faults are carried out by the runner, not the nemeses".into(),
+            )),
             FaultSpec::Disk(d) => {
                 let (hit, detail) = self
                     .disk(&fail)?
@@ -300,6 +331,8 @@ impl Nemeses {
                 Some(c) => c.end(fault.id).map_err(fail),
                 None => Err(fail("the run has no clock backend".into())),
             },
+            // A membership change is done when it starts: its end changes nothing.
+            FaultSpec::Membership(_) => Ok(()),
             FaultSpec::Disk(d) => {
                 let detail = self.disk(&fail)?.end(supervisor, d, hit).map_err(fail)?;
                 if !detail.is_empty() {

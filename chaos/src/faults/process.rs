@@ -60,7 +60,8 @@ impl ProcessFault {
             .filter(|&id| {
                 !matches!(
                     (self, supervisor.state(id)),
-                    (_, ProcessState::Down) | (ProcessFault::Pause, ProcessState::Paused)
+                    (_, ProcessState::Down | ProcessState::Removed)
+                        | (ProcessFault::Pause, ProcessState::Paused)
                 )
             })
             .collect();
@@ -93,7 +94,8 @@ pub fn heal(supervisor: &mut dyn NodeProcesses) -> Result<Vec<u64>, String> {
         match supervisor.state(id) {
             ProcessState::Paused => supervisor.resume(id)?,
             ProcessState::Down => supervisor.start(id)?,
-            ProcessState::Running => continue,
+            // A removed node stays down: starting it again would only make it learn its removal once more.
+            ProcessState::Running | ProcessState::Removed => continue,
         }
         touched.push(id);
     }

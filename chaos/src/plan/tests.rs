@@ -284,3 +284,38 @@ fn disk_faults_parse_and_stay_off_ssh_hosts() {
         "{e}"
     );
 }
+
+#[test]
+fn membership_faults_are_refused_where_they_cannot_run() {
+    let ok = format!(
+        "{MINIMAL}[cluster]\nnetwork = \"nftables\"\n[[faults]]\nkind = \"replace\"\ntarget = \"leader\"\nat = [\"1s\"]\n\
+         [[faults]]\nkind = \"partition\"\ntopology = \"isolate\"\nevery = \"2s\"\n"
+    );
+    let plan = Plan::parse(&ok, "p.toml").unwrap();
+    assert!(plan.uses(crate::faults::Family::Membership));
+    // The relay mesh cannot give nodes that join links of their own.
+    let e = err(&ok.replace("network = \"nftables\"", "network = \"relay\""));
+    assert!(
+        e.contains("faults[0].kind") && e.contains("nftables"),
+        "{e}"
+    );
+    let e = err(&ok.replace("[cluster]\n", "[cluster]\ntarget = \"etcd\"\n"));
+    assert!(e.contains("etcd"), "{e}");
+    let e = err(&ok.replace("[cluster]\n", "[cluster]\nhosts = \"netns\"\n"));
+    assert!(e.contains("cluster.hosts = \"local\" only"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"remove\"\ntarget = \"majority\"\nat = [\"1s\"]\n"
+    ));
+    assert!(
+        e.contains("faults[0].target") && e.contains("one node at a time"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"remove\"\nmin_members = 5\nat = [\"1s\"]\n"
+    ));
+    assert!(e.contains("faults[0].min_members"), "{e}");
+    let e = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"add\"\nloss = 0.1\nat = [\"1s\"]\n"
+    ));
+    assert!(e.contains("loss"), "{e}");
+}

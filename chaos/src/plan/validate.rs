@@ -301,6 +301,9 @@ impl Plan {
                     .into(),
             ));
         }
+        if f.spec.family() == Family::Membership {
+            self.validate_membership(f)?;
+        }
         if f.spec.family() == Family::Disk && self.cluster.hosts == HostsKind::Ssh {
             return Err((
                 "kind",
@@ -314,6 +317,50 @@ impl Plan {
 }
 
 impl Plan {
+    /// What membership faults need: raft-node on local hosts, a single node as target, kernel rules for
+    /// network faults (the relay mesh has no links for nodes that join at run time), no clock or disk layer
+    /// (nodes that join would run without it).
+    fn validate_membership(&self, f: &super::FaultPlan) -> Result<(), (&'static str, String)> {
+        let kind = f.spec.kind();
+        if self.cluster.target != crate::targets::TargetKind::RaftNode {
+            return Err((
+                "kind",
+                format!(
+                    "{kind} changes membership through raft-node's admin interface; cluster.target = \"{}\" is not supported",
+                    self.cluster.target.name()
+                ),
+            ));
+        }
+        if self.cluster.hosts != HostsKind::Local {
+            return Err((
+                "kind",
+                format!("{kind} adds nodes on this machine; it runs with cluster.hosts = \"local\" only"),
+            ));
+        }
+        if self.needs_network() && self.cluster.network_backend() != NetworkBackendKind::Nftables {
+            return Err((
+                "kind",
+                format!(
+                    "{kind} with network faults needs cluster.network = \"nftables\": the relay mesh cannot give \
+                     nodes that join at run time links of their own"
+                ),
+            ));
+        }
+        if self.uses(Family::Clock) || self.uses(Family::Disk) {
+            return Err((
+                "kind",
+                format!("{kind} cannot be combined with clock or disk faults (nodes that join would run without the clock shim or disk layer)"),
+            ));
+        }
+        if matches!(f.target, Target::Minority | Target::Majority | Target::All) {
+            return Err((
+                "target",
+                format!("{kind} changes one node at a time: expected random, leader, follower, lagging or a node id"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The index of the fault called `name` (its `name`, or its kind when it has none), referred to by fault
     /// `from`; it must exist, be another fault, and be the only one with that name.
     pub(crate) fn fault_named(&self, from: usize, name: &str) -> Result<usize, String> {

@@ -15,6 +15,25 @@ use super::schema::{
 };
 use super::verdict::{overall_verdict, violations, CheckResult, CheckVerdict, ViolationKind};
 
+/// The intended membership over time (membership faults), from events.jsonl: (from ns, members), starting with
+/// the `nodes` initial ones; empty without membership changes.
+fn membership_timeline(events: Option<&[RunEvent]>, nodes: u64) -> Vec<(u64, Vec<u64>)> {
+    let changes: Vec<(u64, Vec<u64>)> = events
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Membership { time_ns, members } => Some((*time_ns, members.clone())),
+            _ => None,
+        })
+        .collect();
+    if changes.is_empty() {
+        return changes;
+    }
+    std::iter::once((0, (1..=nodes).collect()))
+        .chain(changes)
+        .collect()
+}
+
 /// When the fault phase started, ns since the run started: its phase line in events.jsonl, else the warm-up's
 /// start plus the planned warm-up (a run that stopped during the warm-up has no fault phase).
 fn fault_phase_ns(events: Option<&[RunEvent]>, manifest: &model::Manifest) -> Option<u64> {
@@ -340,7 +359,7 @@ pub fn build_with_check(
     let leadership = folder
         .status
         .as_deref()
-        .map(|s| figures::leadership(s, nodes, &windows));
+        .map(|s| figures::leadership_with(s, nodes, &windows, &membership_timeline(events, nodes)));
     let clock_offsets = folder
         .status
         .as_deref()
@@ -548,6 +567,10 @@ pub fn build_with_check(
             windows: &windows,
             all_ops: ops,
             nodes,
+            membership: events.unwrap_or_default().iter().find_map(|e| match e {
+                RunEvent::MembershipFinal(m) => Some(m),
+                _ => None,
+            }),
         },
     ));
     let kinds = violations(&checks);

@@ -19,6 +19,9 @@
 //! no_writes_without_quorum = true    # no write acknowledged while kills/pauses leave no majority running
 //! leader_after_quorum_within = "3s"  # once a quorum is back, a leader within this
 //! catch_up_within = "5s"        # a killed or paused node reaches the commit index it missed within this
+//! # Membership faults (events.jsonl's membership-final):
+//! membership_final = true       # the leader's voters at the end are exactly the intended members
+//! removed_nodes_exit = true     # every removed node exited as removed (status 5) or was wiped; none runs
 //! ```
 
 mod cluster;
@@ -29,7 +32,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::figures::{Availability, FaultWindow, LatencyFigures, Leadership, LostWrites, OpCounts};
-use super::model::{Convergence, FinalReadCounts, Op, StatusLine};
+use super::model::{Convergence, FinalReadCounts, MembershipFinal, Op, StatusLine};
 use super::verdict::{CheckResult, CheckVerdict};
 
 /// A duration written as "150ms", "2s", "1m 30s".
@@ -107,6 +110,10 @@ pub struct Expectations {
     pub leader_after_quorum_within: Option<ExpectDuration>,
     /// A node back from a kill or pause reaches the commit index it missed within this.
     pub catch_up_within: Option<ExpectDuration>,
+    /// The leader's voters at the end are exactly the members the runner intended.
+    pub membership_final: bool,
+    /// Every node the runner removed exited as removed (status 5) or was wiped; none still runs.
+    pub removed_nodes_exit: bool,
 }
 
 impl Default for Expectations {
@@ -127,6 +134,8 @@ impl Default for Expectations {
             no_writes_without_quorum: false,
             leader_after_quorum_within: None,
             catch_up_within: None,
+            membership_final: false,
+            removed_nodes_exit: false,
         }
     }
 }
@@ -188,6 +197,8 @@ pub struct Evidence<'a> {
     pub all_ops: &'a [Op],
     /// The cluster's size (0 when unknown).
     pub nodes: u64,
+    /// The runner's final word on membership, when events.jsonl has it.
+    pub membership: Option<&'a MembershipFinal>,
 }
 
 fn result(id: &str, name: String, verdict: CheckVerdict, message: String) -> CheckResult {
@@ -466,6 +477,87 @@ pub fn evaluate(e: &Expectations, ev: &Evidence<'_>) -> Vec<CheckResult> {
         });
     }
     out.extend(evaluate_timeline(e, ev));
+    out.extend(evaluate_membership(e, ev.membership));
+    out
+}
+
+/// The membership expectations, judged on events.jsonl's `membership-final`.
+fn evaluate_membership(e: &Expectations, m: Option<&MembershipFinal>) -> Vec<CheckResult> {
+    use CheckVerdict::*;
+    let missing =
+        "not evaluated: events.jsonl has no membership-final line (the run stopped early, failed, \
+                   or has no membership faults)";
+    let mut out = Vec::new();
+    if e.membership_final {
+        let name = "the final membership is the intended one".to_owned();
+        out.push(match m {
+            None => result("membership_final", name, NotEvaluated, missing.into()),
+            Some(MembershipFinal {
+                voters: None,
+                error,
+                ..
+            }) => result(
+                "membership_final",
+                name,
+                NotEvaluated,
+                format!(
+                    "not evaluated: no leader reported its membership ({})",
+                    error.as_deref().unwrap_or("no reason given")
+                ),
+            ),
+            Some(f) => {
+                let voters = f.voters.clone().unwrap_or_default();
+                let same = voters == f.intended && f.learners.is_empty();
+                result(
+                    "membership_final",
+                    name,
+                    if same { Pass } else { Fail },
+                    format!(
+                        "intended {:?}; leader n{} reports voters {voters:?}{}",
+                        f.intended,
+                        f.leader.unwrap_or(0),
+                        if f.learners.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" and learners {:?} (never promoted)", f.learners)
+                        }
+                    ),
+                )
+            }
+        });
+    }
+    if e.removed_nodes_exit {
+        let name = "every removed node exited or was refused".to_owned();
+        out.push(match m {
+            None => result("removed_nodes_exit", name, NotEvaluated, missing.into()),
+            Some(f) if f.removed.is_empty() => result(
+                "removed_nodes_exit",
+                name,
+                NotEvaluated,
+                "not evaluated: the run removed no node".into(),
+            ),
+            Some(f) => {
+                let fates: Vec<String> =
+                    f.removed.iter().map(|(n, fate)| format!("n{n} {fate}")).collect();
+                let running = f.removed.iter().any(|(_, fate)| fate == "running");
+                let unknown = f
+                    .removed
+                    .iter()
+                    .any(|(_, fate)| fate != "exited-removed" && fate != "wiped" && fate != "running");
+                let verdict = match (running, unknown) {
+                    (true, _) => Fail,
+                    (false, true) => NotEvaluated,
+                    (false, false) => Pass,
+                };
+                let lead = match verdict {
+                    Fail => "a removed node still runs: ",
+                    NotEvaluated => "not evaluated: a removed node was never started again, so whether it would be refused is unknown: ",
+                    _ => "",
+                };
+                result("removed_nodes_exit", name, verdict, format!("{lead}{}", fates.join(", ")))
+            }
+        });
+    }
     out
 }
 
@@ -605,5 +697,36 @@ mod tests {
         assert_eq!(json["leader_within"], "1s 500ms");
         let back: Expectations = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn membership_expectations_judge_the_final_line_and_say_when_they_cannot() {
+        let e = Expectations {
+            membership_final: true,
+            removed_nodes_exit: true,
+            ..Expectations::default()
+        };
+        let verdicts = |m: Option<&MembershipFinal>| -> Vec<CheckVerdict> {
+            evaluate_membership(&e, m)
+                .into_iter()
+                .map(|r| r.verdict)
+                .collect()
+        };
+        use CheckVerdict::*;
+        assert_eq!(verdicts(None), vec![NotEvaluated, NotEvaluated]);
+        let mut m = MembershipFinal {
+            intended: vec![1, 2, 4],
+            leader: Some(1),
+            voters: Some(vec![1, 2, 4]),
+            removed: vec![(3, "exited-removed".into()), (5, "wiped".into())],
+            ..MembershipFinal::default()
+        };
+        assert_eq!(verdicts(Some(&m)), vec![Pass, Pass]);
+        m.learners = vec![4];
+        m.removed.push((6, "running".into()));
+        assert_eq!(verdicts(Some(&m)), vec![Fail, Fail]);
+        m.voters = None;
+        m.removed = vec![(3, "down".into())];
+        assert_eq!(verdicts(Some(&m)), vec![NotEvaluated, NotEvaluated]);
     }
 }

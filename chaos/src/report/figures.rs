@@ -478,6 +478,17 @@ pub(crate) fn effective_leader(
 /// Leadership from status polls. `nodes` is the cluster's size; `windows` refine when a leader was lost (a fault
 /// that hit the leader between two polls dates the loss exactly).
 pub fn leadership(status: &[StatusLine], nodes: u64, windows: &[FaultWindow]) -> Leadership {
+    leadership_with(status, nodes, windows, &[])
+}
+
+/// [`leadership`] when membership changes: from each `(ns, members)` on, a majority of those members (and only
+/// their statuses) makes a leader; before the first, every node polled.
+pub fn leadership_with(
+    status: &[StatusLine],
+    nodes: u64,
+    windows: &[FaultWindow],
+    membership: &[(u64, Vec<u64>)],
+) -> Leadership {
     let mut sorted: Vec<StatusLine> = status.to_vec();
     sorted.sort_by_key(|s| (s.time_ns, s.node));
     let nodes = nodes.max(sorted.iter().map(|s| s.node).max().unwrap_or(0));
@@ -501,7 +512,19 @@ pub fn leadership(status: &[StatusLine], nodes: u64, windows: &[FaultWindow]) ->
             latest.insert(s.node, s);
         }
         last_round_ns = *t;
-        match (effective_leader(&latest, nodes), lost_at) {
+        let members = membership.iter().rev().find(|(from, _)| from <= t);
+        let found = match members {
+            None => effective_leader(&latest, nodes),
+            Some((_, members)) => {
+                let only: BTreeMap<u64, &StatusLine> = latest
+                    .iter()
+                    .filter(|(id, _)| members.contains(id))
+                    .map(|(id, s)| (*id, *s))
+                    .collect();
+                effective_leader(&only, members.len() as u64)
+            }
+        };
+        match (found, lost_at) {
             (Some(l), lost) => {
                 if let Some(lost_ns) = lost {
                     out.gaps.push(LeaderGap {

@@ -185,6 +185,26 @@ pub struct HistoryData {
     pub time_ns_max: u64,
 }
 
+/// The `membership-final` line of `events.jsonl`: what the runner intended, what the leader reported, and what
+/// became of every node the runner removed.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct MembershipFinal {
+    /// ns since the run's start.
+    pub time_ns: u64,
+    /// The members the runner intended (initial nodes, plus those added, minus those removed).
+    pub intended: Vec<u64>,
+    /// The leader that reported the membership, when one did.
+    pub leader: Option<u64>,
+    /// Its voters, when a leader answered.
+    pub voters: Option<Vec<u64>>,
+    /// Its learners.
+    pub learners: Vec<u64>,
+    /// Why no membership was observed.
+    pub error: Option<String>,
+    /// Each removed node and its fate: exited-removed, wiped, running, down.
+    pub removed: Vec<(u64, String)>,
+}
+
 /// One line of `events.jsonl`.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RunEvent {
@@ -230,6 +250,15 @@ pub enum RunEvent {
         node: u64,
         /// Its exit status.
         status: String,
+    },
+    /// With membership faults: the intended membership at the end against the observed one.
+    MembershipFinal(MembershipFinal),
+    /// A membership change: the intended members after it.
+    Membership {
+        /// ns since the run's start.
+        time_ns: u64,
+        /// The intended members from then on.
+        members: Vec<u64>,
     },
     /// The tool could not inject a fault.
     FaultFailed {
@@ -622,6 +651,33 @@ fn field_nodes(v: &serde_json::Value) -> Vec<u64> {
         .unwrap_or_default()
 }
 
+fn parse_membership_final(v: &serde_json::Value, time_ns: u64) -> MembershipFinal {
+    let ids = |x: Option<&serde_json::Value>| -> Option<Vec<u64>> {
+        x.and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|n| n.as_u64()).collect())
+    };
+    let observed = v.get("observed").filter(|o| !o.is_null());
+    MembershipFinal {
+        time_ns,
+        intended: ids(v.get("intended")).unwrap_or_default(),
+        leader: observed.and_then(|o| o.get("leader")?.as_u64()),
+        voters: observed.and_then(|o| ids(o.get("voters"))),
+        learners: observed
+            .and_then(|o| ids(o.get("learners")))
+            .unwrap_or_default(),
+        error: v.get("error").and_then(|e| e.as_str()).map(str::to_owned),
+        removed: v
+            .get("removed")
+            .and_then(|r| r.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|r| Some((r.get("node")?.as_u64()?, field_str(r, "fate"))))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
 /// Parses one line of `events.jsonl`; unknown event types are skipped (newer runners may add some).
 pub fn parse_event(v: serde_json::Value) -> Result<Option<RunEvent>, String> {
     let time_ns = field_u64(&v, "time_ns")?;
@@ -651,6 +707,15 @@ pub fn parse_event(v: serde_json::Value) -> Result<Option<RunEvent>, String> {
             time_ns,
             node: field_u64(&v, "node")?,
             status: field_str(&v, "status"),
+        },
+        "membership-final" => RunEvent::MembershipFinal(parse_membership_final(&v, time_ns)),
+        "membership" => RunEvent::Membership {
+            time_ns,
+            members: v
+                .get("members")
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().filter_map(|n| n.as_u64()).collect())
+                .unwrap_or_default(),
         },
         "fault-failed" => RunEvent::FaultFailed {
             time_ns,

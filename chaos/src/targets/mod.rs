@@ -258,6 +258,68 @@ pub trait Target: Send + Sync + std::fmt::Debug {
         to: u64,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<(), String>>;
+    /// The command line of a fresh node `id` that joins the running cluster through the member at `via`
+    /// (membership faults). Targets that cannot add nodes keep the default, which refuses.
+    fn join_command(
+        &self,
+        layout: &Layout,
+        id: u64,
+        via: SocketAddr,
+    ) -> Result<NodeCommand, String> {
+        let _ = (layout, id, via);
+        Err(format!(
+            "the {} target cannot add nodes",
+            self.kind().name()
+        ))
+    }
+    /// The membership the leader among `members` reports. Targets that cannot tell keep the default.
+    fn membership<'a>(
+        &'a self,
+        layout: &'a Layout,
+        members: &'a [u64],
+    ) -> BoxFuture<'a, Result<MembershipView, String>> {
+        let _ = (layout, members);
+        let why = format!(
+            "the {} target does not report its membership",
+            self.kind().name()
+        );
+        Box::pin(async move { Err(why) })
+    }
+    /// Asks the cluster (any of `members`, following redirects) to remove node `id`, as an operator's admin
+    /// command would, within `timeout`. Targets that cannot remove nodes keep the default, which refuses.
+    fn remove_member<'a>(
+        &'a self,
+        layout: &'a Layout,
+        members: &'a [u64],
+        id: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, MemberChange> {
+        let _ = (layout, members, id, timeout);
+        let why = format!("the {} target cannot remove nodes", self.kind().name());
+        Box::pin(async move { MemberChange::NotDone(why) })
+    }
+}
+
+/// The membership as the leader reports it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct MembershipView {
+    /// The node that answered as leader (highest term).
+    pub leader: u64,
+    /// Its voters.
+    pub voters: Vec<u64>,
+    /// Its learners (joined, not yet promoted).
+    pub learners: Vec<u64>,
+}
+
+/// What a membership change request came to, as honestly as the answer allows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// The cluster committed it.
+    Done,
+    /// Definitely not done (refused, not a member, no leader answered before sending).
+    NotDone(String),
+    /// Maybe done (the request may have been applied).
+    Unknown(String),
 }
 
 /// The target of `kind` with node binary `binary`.

@@ -1,8 +1,8 @@
 //! The `raft-node` target: this repository's Raft key/value store, reached over QUIC with mutual TLS.
 
 use super::{
-    BoxFuture, CasAnswer, ClientSettings, KvClient, Layout, NodeCommand, NodeStatus, Outcome,
-    PeerRoutes, Role, Target, TargetKind,
+    BoxFuture, CasAnswer, ClientSettings, KvClient, Layout, MemberChange, MembershipView,
+    NodeCommand, NodeStatus, Outcome, PeerRoutes, Role, Target, TargetKind,
 };
 use raft_node::client::{Client, ClientOptions};
 use raft_transport::{ClientEndpoint, Credentials, PeerIdentity, TransportConfig};
@@ -161,6 +161,104 @@ impl Target for RaftNode {
                 .client_addr();
             raft_node::client::transfer_leader(&self.endpoint, addr, raft::NodeId(to), timeout)
                 .await
+        })
+    }
+
+    fn join_command(
+        &self,
+        layout: &Layout,
+        id: u64,
+        via: SocketAddr,
+    ) -> Result<NodeCommand, String> {
+        // A joiner names no initial peers (that would bootstrap a new cluster): it learns them from `via`.
+        let mut command = self.node_command(layout, id, &Vec::new());
+        command
+            .args
+            .extend(["--join".into(), via.to_string().into()]);
+        Ok(command)
+    }
+
+    fn membership<'a>(
+        &'a self,
+        layout: &'a Layout,
+        members: &'a [u64],
+    ) -> BoxFuture<'a, Result<MembershipView, String>> {
+        Box::pin(async move {
+            let mut best: Option<(u64, MembershipView)> = None;
+            for &id in members {
+                let Some(node) = layout.node(id) else {
+                    continue;
+                };
+                let timeout = Duration::from_secs(1);
+                let Ok(s) = raft_node::client::node_status(
+                    &self.endpoint,
+                    node.client_addr(),
+                    None,
+                    timeout,
+                )
+                .await
+                else {
+                    continue;
+                };
+                if s.raft.role != raft::Role::Leader
+                    || best.as_ref().is_some_and(|(t, _)| *t >= s.raft.term.0)
+                {
+                    continue;
+                }
+                let ids = |set: &std::collections::BTreeSet<raft::NodeId>| {
+                    set.iter().map(|n| n.0).collect()
+                };
+                let view = MembershipView {
+                    leader: id,
+                    voters: ids(&s.raft.membership.voters),
+                    learners: ids(&s.raft.membership.learners),
+                };
+                best = Some((s.raft.term.0, view));
+            }
+            best.map(|(_, v)| v)
+                .ok_or_else(|| format!("no leader among members {members:?} answered"))
+        })
+    }
+
+    fn remove_member<'a>(
+        &'a self,
+        layout: &'a Layout,
+        members: &'a [u64],
+        id: u64,
+        timeout: Duration,
+    ) -> BoxFuture<'a, MemberChange> {
+        Box::pin(async move {
+            let nodes: Vec<(raft::NodeId, SocketAddr)> = members
+                .iter()
+                .filter_map(|&m| layout.node(m))
+                .map(|n| (raft::NodeId(n.id), n.client_addr()))
+                .collect();
+            let options = ClientOptions {
+                request_timeout: timeout,
+                attempt_timeout: Duration::from_secs(1).min(timeout),
+                ..ClientOptions::default()
+            };
+            let mut client =
+                match Client::connect_with_ids(&nodes, &layout.certs, &layout.client_name, options)
+                {
+                    Ok(c) => c,
+                    Err(e) => return MemberChange::NotDone(format!("admin client: {e}")),
+                };
+            let request = raft_node::protocol::Request::Remove {
+                id: raft::NodeId(id),
+            };
+            let answer = raft_node::client::admin(&mut client, request).await;
+            client.close().await;
+            match answer {
+                raft_node::client::Outcome::Ok(raft_node::protocol::Response::Done) => {
+                    MemberChange::Done
+                }
+                raft_node::client::Outcome::Ok(other) => {
+                    MemberChange::NotDone(format!("unexpected answer {other:?}"))
+                }
+                raft_node::client::Outcome::Fail(e) => MemberChange::NotDone(e),
+                raft_node::client::Outcome::Unknown(e) => MemberChange::Unknown(e),
+            }
         })
     }
 

@@ -95,6 +95,13 @@ pub trait NetworkBackend: std::fmt::Debug + Send {
     /// Makes exactly these links degraded (all others healthy). An error means the links are not as asked:
     /// the run cannot go on pretending they are.
     fn apply(&mut self, links: &BTreeMap<(u64, u64), LinkDegradation>) -> Result<(), String>;
+    /// Lets faults reach node `id`, which joined at run time at `ip` (membership faults). Backends that
+    /// cannot (validation keeps them apart from membership faults) keep the default, which refuses.
+    fn add_node(&mut self, id: u64, ip: std::net::Ipv4Addr) -> Result<(), String> {
+        Err(format!(
+            "this network backend cannot add node {id} ({ip}) at run time; use cluster.network = \"nftables\""
+        ))
+    }
 }
 
 /// A partition's plan fields.
@@ -378,6 +385,11 @@ impl NetworkNemesis {
     ) -> Result<(), String> {
         self.in_force.insert(id, links);
         self.push()
+    }
+
+    /// Lets faults reach node `id`, which joined at run time at `ip`.
+    pub fn add_node(&mut self, id: u64, ip: std::net::Ipv4Addr) -> Result<(), String> {
+        self.backend.add_node(id, ip)
     }
 
     /// Ends fault `id`.

@@ -326,6 +326,22 @@ impl NetworkBackend for NftNetwork {
             .map(|_| ())
             .map_err(|e| format!("cannot apply the link faults in table {}: {e}", self.table))
     }
+
+    fn add_node(&mut self, id: u64, ip: Ipv4Addr) -> Result<(), String> {
+        if self.family == NftFamily::Inet && self.via.is_empty() && !ip.is_loopback() {
+            return Err(NftError::NotLoopback { id, ip }.to_string());
+        }
+        if let Some((&first, _)) = self.nodes.iter().find(|(_, &other)| other == ip) {
+            return Err(NftError::SharedAddress {
+                first,
+                second: id,
+                ip,
+            }
+            .to_string());
+        }
+        self.nodes.insert(id, ip);
+        Ok(())
+    }
 }
 
 /// The same rules on several hosts (each filters the packets that arrive at it).
