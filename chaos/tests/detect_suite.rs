@@ -9,43 +9,13 @@
 //! The bugs not listed here are not caught by a general plan yet: see the README's detection table.
 
 mod common;
-use common::{node_binary, require, root};
-use std::path::{Path, PathBuf};
+use common::{diskfs_binary, node_binary, repo, require, root};
 use std::process::Command;
-use std::sync::Mutex;
-
-/// One cluster at a time: on two cores, concurrent clusters would make elections the load's doing.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
-}
-
-/// Builds the disk layer's binary next to the chaos binary, where chaos looks for it.
-fn diskfs_binary() {
-    let release = Path::new(CHAOS)
-        .parent()
-        .and_then(|p| p.file_name())
-        .is_some_and(|n| n == "release");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", "diskfs", "--bin", "chaos-diskfs"])
-        .current_dir(repo());
-    if release {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().expect("run cargo").success(),
-        "building chaos-diskfs failed"
-    );
 }
 
 /// How a group runs: its fault phase shortened to the suite's duration, or the plan's own (a plan with faults
@@ -59,7 +29,9 @@ enum Phase {
 /// Runs `chaos detect` over one plan and `bugs` (`seeds` each, until caught); panics with the suite's table
 /// unless every bug was caught and the bug-free cluster (when listed) never failed.
 fn suite(plan: &str, bugs: &[&str], seeds: &str, phase: Phase) {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let _serial = common::ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().expect("temp dir");
     let mut cmd = Command::new(CHAOS);
     cmd.arg("detect")

@@ -5,7 +5,7 @@
 //! `CHAOS_DISK_SECONDS` lengthens the fault phase (at least the plans' 12 s).
 
 mod common;
-use common::{node_binary, require, root};
+use common::{diskfs_binary, node_binary, require, root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,24 +21,6 @@ fn fuse() -> Result<(), String> {
         .output()
         .map(|_| ())
         .map_err(|_| "fusermount3 is not installed (apt-get install fuse3)".into())
-}
-
-/// Builds the layer's binary next to the chaos binary, where chaos looks for it.
-fn diskfs_binary() {
-    let release = Path::new(CHAOS)
-        .parent()
-        .and_then(|p| p.file_name())
-        .is_some_and(|n| n == "release");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.args(["build", "-q", "-p", "diskfs", "--bin", "chaos-diskfs"]);
-    cmd.current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap());
-    if release {
-        cmd.arg("--release");
-    }
-    assert!(
-        cmd.status().unwrap().success(),
-        "building chaos-diskfs failed"
-    );
 }
 
 fn ready(test: &str) -> bool {

@@ -8,19 +8,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::Mutex;
-
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
 fn seeds() -> u64 {
     std::env::var("CHAOS_FAILOVER_SEEDS")
         .ok()
@@ -28,77 +15,38 @@ fn seeds() -> u64 {
         .unwrap_or(1)
 }
 
-/// Runs `plan` with `seed` (and a planted bug) and returns the exit code, report.json and the nodes' logs.
-fn run(plan: &str, seed: u64, bug: Option<&str>) -> (i32, serde_json::Value, String) {
-    common::node_binary();
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let out = tempfile::tempdir().expect("temp dir");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos"));
-    cmd.arg("run")
-        .arg(repo().join("configs").join(format!("{plan}.toml")))
-        .args(["--quiet", "--seed", &seed.to_string(), "--out"])
-        .arg(out.path());
-    if let Some(bug) = bug {
-        cmd.args(["--node-arg=--bug", &format!("--node-arg={bug}")]);
-    }
-    let output = cmd.output().expect("run chaos");
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let folder = std::fs::read_dir(out.path())
-        .expect("results folder")
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("report.json").exists())
-        .unwrap_or_else(|| panic!("{plan} seed {seed}: no run folder with a report\n{stderr}"));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(folder.join("report.json")).expect("report"))
-            .expect("report.json");
-    let logs: String = std::fs::read_dir(folder.join("nodes"))
-        .expect("nodes folder")
-        .flatten()
-        .filter_map(|node| std::fs::read_to_string(node.path().join("node.log")).ok())
-        .collect();
-    (output.status.code().unwrap_or(-1), report, logs)
-}
-
-/// The checks of a report that did not pass, as "id: message" lines.
-fn failed(report: &serde_json::Value) -> Vec<String> {
-    report["checks"]
-        .as_array()
-        .expect("checks")
-        .iter()
-        .filter(|c| c["verdict"] != "pass")
-        .map(|c| format!("{} ({}): {}", c["id"], c["verdict"], c["message"]))
-        .collect()
-}
-
 /// Every seed of `plan` passes every check; returns the nodes' logs of each run.
 fn passes(plan: &str) -> Vec<String> {
     let mut logs = Vec::new();
     for seed in 1..=seeds() {
-        let (code, report, log) = run(plan, seed, None);
+        let run = common::run_shipped(plan, seed, None);
+        let report = &run.report;
         assert_eq!(
-            code,
+            run.code,
             0,
             "{plan} seed {seed} did not pass:\n{}",
-            failed(&report).join("\n")
+            run.failed_checks().join("\n")
         );
         // The plan's own expectations were judged, not skipped.
         let checks = report["checks"].as_array().expect("checks");
         assert!(
             checks.iter().all(|c| c["verdict"] == "pass"),
             "{plan} seed {seed}: {:?}",
-            failed(&report)
+            run.failed_checks()
         );
-        logs.push(log);
+        logs.push(run.node_logs());
     }
     logs
 }
 
 /// The plan FAILs with `bug` switched on, and `check` is among the failed checks.
 fn catches(plan: &str, bug: &str, check: &str) {
-    let (code, report, _) = run(plan, 1, Some(bug));
-    let failed = failed(&report);
-    assert_eq!(code, 1, "{plan} with --bug {bug} did not FAIL: {failed:?}");
+    let run = common::run_shipped(plan, 1, Some(bug));
+    let failed = run.failed_checks();
+    assert_eq!(
+        run.code, 1,
+        "{plan} with --bug {bug} did not FAIL: {failed:?}"
+    );
     assert!(
         failed
             .iter()
