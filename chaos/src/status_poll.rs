@@ -35,7 +35,7 @@ pub fn start(
                     Ok(s) => serde_json::json!({
                         "time_ns": time_ns, "node": node.id, "up": true, "role": s.role, "term": s.term,
                         "leader": s.leader, "commit_index": s.commit_index, "applied_index": s.applied_index,
-                        "clock_offset_ms": s.clock_offset_ms,
+                        "clock_offset_ms": s.clock_offset_ms, "elections_started": s.elections_started,
                     }),
                     Err(_) => serde_json::json!({
                         "time_ns": time_ns, "node": node.id, "up": false, "role": null, "term": null,

@@ -826,6 +826,7 @@ mod tests {
             commit_index: None,
             applied_index: None,
             clock_offset_ms: None,
+            elections_started: None,
         }
     }
 

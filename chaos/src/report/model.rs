@@ -301,6 +301,9 @@ pub struct StatusLine {
     /// Its clock offset, when the clock shim runs.
     #[serde(default)]
     pub clock_offset_ms: Option<f64>,
+    /// How often its election timer fired since it started, when the target reports it.
+    #[serde(default)]
+    pub elections_started: Option<u64>,
 }
 
 /// One key of `check.json`.

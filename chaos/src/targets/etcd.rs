@@ -329,6 +329,7 @@ impl Target for Etcd {
                 commit_index: u64_field(&body["raftIndex"]),
                 applied_index: u64_field(&body["raftAppliedIndex"]),
                 clock_offset_ms: None,
+                elections_started: None,
             })
         })
     }

@@ -155,6 +155,9 @@ pub struct NodeStatus {
     pub applied_index: Option<u64>,
     /// Its wall clock minus ours, in milliseconds, if the target reports its clock.
     pub clock_offset_ms: Option<f64>,
+    /// How often its election timer fired since it started, if the target reports it: a follower's count
+    /// rises only when it went an election timeout without hearing the leader.
+    pub elections_started: Option<u64>,
 }
 
 /// The outcome of one client operation. Only a definite rejection is `Fail`; anything that may have taken

@@ -116,6 +116,7 @@ impl Target for RaftNode {
                 commit_index: Some(s.raft.commit.0),
                 applied_index: Some(s.raft.applied.0),
                 clock_offset_ms: Some((s.wall_clock_unix_ms as i128 - now_ms) as f64),
+                elections_started: Some(s.raft.elections_started),
             })
         })
     }

@@ -376,6 +376,7 @@ pub fn leader_stable_for(status: &[StatusLine], nodes: u64, span: ExpectDuration
             ));
         }
     }
+    bad.extend(election_timers_fired(status, leader, t0, until));
     judged(
         &bad,
         rounds
@@ -387,6 +388,34 @@ pub fn leader_stable_for(status: &[StatusLine], nodes: u64, span: ExpectDuration
             secs(t0)
         ),
     )
+}
+
+/// Followers whose election timer fired between `from` and `until` (their count of elections rose): each went
+/// an election timeout without hearing `leader`, so it did not acknowledge its heartbeats in time. Nodes whose
+/// target does not report the count are not judged by this part.
+fn election_timers_fired(status: &[StatusLine], leader: u64, from: u64, until: u64) -> Vec<String> {
+    let mut first: BTreeMap<u64, (u64, u64)> = BTreeMap::new();
+    let mut bad = Vec::new();
+    for s in status
+        .iter()
+        .filter(|s| s.node != leader && s.time_ns >= from && s.time_ns <= until)
+    {
+        let Some(count) = s.elections_started else {
+            continue;
+        };
+        let (since, before) = *first.entry(s.node).or_insert((s.time_ns, count));
+        if count > before {
+            bad.push(format!(
+                "n{}'s election timer fired {} time(s) between {} and {} (it went an election timeout without hearing n{leader})",
+                s.node,
+                count - before,
+                secs(since),
+                secs(s.time_ns)
+            ));
+            first.insert(s.node, (s.time_ns, count));
+        }
+    }
+    bad
 }
 
 /// Every node a kill or pause hit reaches, within `bound` of its return, the highest commit index any node had
@@ -477,6 +506,7 @@ mod tests {
             commit_index: Some(commit),
             applied_index: Some(commit),
             clock_offset_ms: None,
+            elections_started: None,
         }
     }
 
@@ -491,6 +521,7 @@ mod tests {
             commit_index: None,
             applied_index: None,
             clock_offset_ms: None,
+            elections_started: None,
         }
     }
 
@@ -628,6 +659,30 @@ mod tests {
         assert_eq!(
             leader_stable_for(&changed, 3, d(5000)).0,
             CheckVerdict::Fail
+        );
+    }
+
+    #[test]
+    fn a_follower_whose_election_timer_fires_under_a_steady_leader_fails_stability() {
+        let counted = |lines: Vec<StatusLine>, fired_at_ms: u64| -> Vec<StatusLine> {
+            lines
+                .into_iter()
+                .map(|mut l| {
+                    let fired = l.node == 3 && l.time_ns >= fired_at_ms * 1_000_000;
+                    l.elections_started = Some(1 + u64::from(fired));
+                    l
+                })
+                .collect()
+        };
+        let quiet = counted(steady(0, 6000, 1, 2), u64::MAX / 2_000_000);
+        assert_eq!(leader_stable_for(&quiet, 3, d(5000)).0, CheckVerdict::Pass);
+        // n3 went an election timeout without hearing n1 (its pre-vote was refused, so role and term held).
+        let (verdict, message) =
+            leader_stable_for(&counted(steady(0, 6000, 1, 2), 3000), 3, d(5000));
+        assert_eq!(verdict, CheckVerdict::Fail);
+        assert!(
+            message.contains("n3's election timer fired 1 time(s)"),
+            "{message}"
         );
     }
 
