@@ -308,18 +308,14 @@ pub fn leader_after_quorum_within(
             .iter()
             .find(|(t, l)| *t >= loss.end_ns && l.is_some())
             .map(|(t, _)| *t - loss.end_ns);
-        match back {
-            Some(ns) if ns as u128 <= bound.0.as_nanos() => {}
-            Some(ns) => bad.push(format!(
-                "a quorum returned at {} and a leader only after {:.0} ms",
-                secs(loss.end_ns),
-                ns as f64 / 1e6
-            )),
-            None => bad.push(format!(
-                "a quorum returned at {} and no leader by the last poll",
-                secs(loss.end_ns)
-            )),
-        }
+        let what = format!("a quorum returned at {}", secs(loss.end_ns));
+        bad.extend(lateness(
+            back,
+            bound,
+            &what,
+            "a leader",
+            "no leader by the last poll",
+        ));
     }
     if seen == 0 {
         return not_evaluated("no quorum loss ended while the status was polled");
@@ -331,8 +327,28 @@ pub fn leader_after_quorum_within(
     )
 }
 
+/// What is wrong when something `what` describes took `elapsed` ns (None: it never happened) against `bound`:
+/// "`what` and `done` only after N ms", "`what` and `never`", or nothing when it came in time.
+fn lateness(
+    elapsed: Option<u64>,
+    bound: ExpectDuration,
+    what: &str,
+    done: &str,
+    never: &str,
+) -> Option<String> {
+    match elapsed {
+        Some(ns) if ns as u128 <= bound.0.as_nanos() => None,
+        Some(ns) => Some(format!(
+            "{what} and {done} only after {:.0} ms",
+            ns as f64 / 1e6
+        )),
+        None => Some(format!("{what} and {never}")),
+    }
+}
+
 /// From the first leader on, the same leader in the same term for `span`, every node in that term, every other
-/// node naming it as leader (it hears the leader's heartbeats).
+/// node naming it as leader, and no follower's election timer firing (each hears the leader's heartbeats within
+/// an election timeout).
 pub fn leader_stable_for(status: &[StatusLine], nodes: u64, span: ExpectDuration) -> Judged {
     let rounds = leaders_over_time(status, nodes);
     let Some(&(t0, Some((leader, term)))) = rounds.iter().find(|r| r.1.is_some()) else {
@@ -445,18 +461,10 @@ pub fn catch_up_within(
                 .filter(|s| s.node == node && s.time_ns >= w.end_ns)
                 .find(|s| s.commit_index.is_some_and(|c| c >= target))
                 .map(|s| s.time_ns - w.end_ns);
-            match reached {
-                Some(ns) if ns as u128 <= bound.0.as_nanos() => {}
-                Some(ns) => bad.push(format!(
-                    "n{node} returned at {} and reached commit index {target} only after {:.0} ms",
-                    secs(w.end_ns),
-                    ns as f64 / 1e6
-                )),
-                None => bad.push(format!(
-                    "n{node} returned at {} and never reached commit index {target}",
-                    secs(w.end_ns)
-                )),
-            }
+            let what = format!("n{node} returned at {}", secs(w.end_ns));
+            let reached_it = format!("reached commit index {target}");
+            let never = format!("never reached commit index {target}");
+            bad.extend(lateness(reached, bound, &what, &reached_it, &never));
         }
     }
     if seen == 0 {
