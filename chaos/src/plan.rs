@@ -25,9 +25,11 @@
 //! ops_per_key = 150         # then the key is retired and a fresh one used
 //! mix = { read = 0.5, write = 0.3, cas = 0.2 }
 //! request_timeout = "1s"    # an op's deadline, retries inside it included
-//! attempt_timeout = "300ms" # one attempt at one node (default: request_timeout, i.e. no retry inside an op)
-//! reads_from = "leader"     # or "any-node" (each read to the next node) or "n2" (every read to n2 first)
-//! read_after_ack = "off"    # or "same-client" / "other-client": read a key right after its write is acknowledged
+//! attempt_timeout = "250ms" # one attempt at one node (default: a quarter of request_timeout, so an op is
+//!                           # retried inside itself; = request_timeout: never)
+//! reads_from = "any-node"   # (default) each read to the next node; or "leader", or "n2" (every read to n2 first)
+//! read_after_ack = "other-client" # (default) another client reads a key right after its write is acknowledged;
+//!                           # or "same-client" or "off"
 //!
 //! [[faults]]
 //! kind = "kill"             # a kind of one of the fault families (see `faults`)
@@ -258,20 +260,22 @@ pub struct WorkloadPlan {
     pub mix: Mix,
     /// Deadline of one operation (retries inside it included); after it the outcome is indeterminate.
     pub request_timeout: Dur,
-    /// Deadline of one attempt at one node inside an operation (default: the whole `request_timeout`, so an op is
-    /// never retried inside itself). Shorter, the client retries within the op's deadline as a real client does:
-    /// raft-node resends a write with the same session and sequence number (applied at most once); etcd retries
-    /// only what is safe (reads, and writes whose request was certainly not delivered).
+    /// Deadline of one attempt at one node inside an operation (default: a quarter of `request_timeout`, see
+    /// [`WorkloadPlan::attempt_deadline`]). Shorter than the op's deadline, the client retries within it as a real
+    /// client does: raft-node resends a write with the same session and sequence number (applied at most once);
+    /// etcd retries only what is safe (reads, and writes whose request was certainly not delivered). Set it to
+    /// `request_timeout` for one attempt per op.
     pub attempt_timeout: Option<Dur>,
     /// Longest time the checker may search (per run) before answering "unknown".
     pub check_time_limit: Dur,
-    /// Where reads go: "leader" (the client follows redirects to the leader), "any-node" (each read to the next
-    /// node in turn, as behind a load balancer) or a node, e.g. "n2" (every read goes there first; a correct
+    /// Where reads go: "any-node" (the default: each read to the next node in turn, as behind a load balancer,
+    /// so a node that answers without its leader's say is asked too), "leader" (the client follows redirects to
+    /// the leader) or a node, e.g. "n2" (every read goes there first; a correct
     /// node redirects it to the leader).
     pub reads_from: ReadsFrom,
     /// Reads right after an acknowledged write or applied cas, of the key just written: "off", "same-client"
     /// (the writer reads it back: read-your-writes) or "other-client" (a second client of the same worker, its
-    /// own session and connections, reads it at once, from where `reads_from` says).
+    /// own session and connections, reads it at once, from where `reads_from` says; the default).
     pub read_after_ack: ReadAfterAck,
 }
 
@@ -280,9 +284,9 @@ pub struct WorkloadPlan {
 #[serde(into = "String")]
 pub enum ReadsFrom {
     /// The leader, as far as the client knows.
-    #[default]
     Leader,
     /// Every node in turn.
+    #[default]
     AnyNode,
     /// This node first (by id).
     Node(u64),
@@ -329,11 +333,11 @@ impl<'de> Deserialize<'de> for ReadsFrom {
 #[serde(rename_all = "kebab-case")]
 pub enum ReadAfterAck {
     /// None.
-    #[default]
     Off,
     /// The writing client reads the key back.
     SameClient,
     /// Another client (its own session) reads the key at once.
+    #[default]
     OtherClient,
 }
 
@@ -349,9 +353,27 @@ impl Default for WorkloadPlan {
             request_timeout: Dur(Duration::from_secs(1)),
             attempt_timeout: None,
             check_time_limit: Dur(Duration::from_secs(60)),
-            reads_from: ReadsFrom::Leader,
-            read_after_ack: ReadAfterAck::Off,
+            reads_from: ReadsFrom::AnyNode,
+            read_after_ack: ReadAfterAck::OtherClient,
         }
+    }
+}
+
+impl WorkloadPlan {
+    /// How many attempts fit in an op's deadline when the plan names no `attempt_timeout`.
+    pub const DEFAULT_ATTEMPTS_PER_OP: u32 = 4;
+
+    /// The deadline of one attempt: the plan's `attempt_timeout`, else a quarter of `request_timeout` (at least
+    /// 1 ms). A default shorter than the op's deadline means ops are retried inside themselves, as a real client
+    /// does, so a write whose first answer was lost is resent and a server that applies it twice is seen.
+    pub fn attempt_deadline(&self) -> Duration {
+        self.attempt_timeout.map_or_else(
+            || {
+                (self.request_timeout.0 / Self::DEFAULT_ATTEMPTS_PER_OP)
+                    .max(Duration::from_millis(1))
+            },
+            |a| a.0,
+        )
     }
 }
 

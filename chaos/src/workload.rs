@@ -268,7 +268,7 @@ pub fn client_settings(plan: &WorkloadPlan, source_ip: Option<IpAddr>) -> Client
     use crate::plan::ReadsFrom;
     ClientSettings {
         request_timeout: plan.request_timeout.0,
-        attempt_timeout: plan.attempt_timeout.map_or(plan.request_timeout.0, |a| a.0),
+        attempt_timeout: plan.attempt_deadline(),
         spread_reads: plan.reads_from == ReadsFrom::AnyNode,
         read_node: match plan.reads_from {
             ReadsFrom::Node(id) => Some(id),
@@ -447,7 +447,7 @@ pub fn final_read_settings(plan: &WorkloadPlan) -> ClientSettings {
     let request_timeout = plan.request_timeout.0.max(Duration::from_secs(5));
     ClientSettings {
         request_timeout,
-        attempt_timeout: plan.attempt_timeout.map_or(request_timeout, |a| a.0),
+        attempt_timeout: plan.attempt_deadline().min(request_timeout),
         ..client_settings(plan, None)
     }
 }

@@ -43,6 +43,39 @@ fn a_minimal_plan_gets_defaults() {
     assert_eq!(plan.cluster.nodes, 3);
     assert_eq!(plan.duration, Dur(Duration::from_secs(5)));
     assert_eq!(plan.workload.model, Model::CasRegister);
+    // Clients behave like real ones unless the plan says otherwise: reads spread over the nodes, ops retried
+    // inside their deadline, a second client reading each acknowledged write.
+    assert_eq!(plan.workload.reads_from, ReadsFrom::AnyNode);
+    assert_eq!(plan.workload.read_after_ack, ReadAfterAck::OtherClient);
+    assert_eq!(plan.workload.attempt_deadline(), Duration::from_millis(250));
+}
+
+#[test]
+fn the_attempt_deadline_is_the_plans_or_a_quarter_of_the_ops() {
+    let workload = |extra: &str| {
+        Plan::parse(&format!("{MINIMAL}[workload]\n{extra}"), "t.toml")
+            .unwrap()
+            .workload
+    };
+    let w = workload("request_timeout = \"2s\"\n");
+    assert_eq!(w.attempt_deadline(), Duration::from_millis(500));
+    let w = workload("request_timeout = \"2s\"\nattempt_timeout = \"2s\"\n");
+    assert_eq!(
+        w.attempt_deadline(),
+        Duration::from_secs(2),
+        "one attempt per op"
+    );
+    let w = workload("request_timeout = \"2ms\"\n");
+    assert_eq!(
+        w.attempt_deadline(),
+        Duration::from_millis(1),
+        "never below 1 ms"
+    );
+    let w = workload("reads_from = \"leader\"\nread_after_ack = \"off\"\n");
+    assert_eq!(
+        (w.reads_from, w.read_after_ack),
+        (ReadsFrom::Leader, ReadAfterAck::Off)
+    );
 }
 
 #[test]
