@@ -291,6 +291,7 @@ fn trial(
     if bug != NO_BUG {
         cmd.arg("--node-arg=--bug").arg(format!("--node-arg={bug}"));
     }
+    stop_with_parent(&mut cmd);
     let output = cmd
         .output()
         .map_err(|e| format!("cannot start {}: {e}", chaos.display()))?;
@@ -321,6 +322,31 @@ fn trial(
         seconds: started.elapsed().as_secs_f64(),
         run_dir,
     })
+}
+
+/// A suite killed by a signal it cannot catch (SIGKILL, or SIGTERM: `detect` is synchronous and has no handler)
+/// must not leave its trial running on: the trial gets SIGTERM when `detect` dies, stops its nodes as on Ctrl-C
+/// and exits 130.
+fn stop_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGTERM as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            // The parent may have died before prctl took effect: then no signal would ever come.
+            if libc::getppid() != parent {
+                libc::_exit(130);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// A failed trial's violations and first-violation time, from its report (absent fields stay empty).
