@@ -333,15 +333,7 @@ fn stop_with_parent(cmd: &mut Command) {
     // SAFETY: only async-signal-safe calls (prctl, getppid, _exit) run between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGTERM as libc::c_ulong,
-                0,
-                0,
-                0,
-            );
-            // The parent may have died before prctl took effect: then no signal would ever come.
-            if libc::getppid() != parent {
+            if !crate::supervisor::signal_on_parent_death(libc::SIGTERM, parent) {
                 libc::_exit(130);
             }
             Ok(())

@@ -196,15 +196,7 @@ impl Supervisor {
                     }
                 }
                 libc::setpgid(0, 0);
-                libc::prctl(
-                    libc::PR_SET_PDEATHSIG,
-                    libc::SIGKILL as libc::c_ulong,
-                    0,
-                    0,
-                    0,
-                );
-                // The parent may have died before prctl took effect: then nobody would kill us.
-                if libc::getppid() != parent {
+                if !signal_on_parent_death(libc::SIGKILL, parent) {
                     libc::_exit(1);
                 }
                 Ok(())
@@ -536,6 +528,17 @@ impl NodeProcesses for Supervisor {
         } else {
             self.excused.remove(&id);
         }
+    }
+}
+
+/// For `pre_exec` (async-signal-safe: prctl and getppid only): the kernel sends `signal` to this child when the
+/// thread that spawned it dies. False when `parent` had already died before that took effect, so no signal would
+/// ever come and the caller should exit at once.
+pub(crate) fn signal_on_parent_death(signal: libc::c_int, parent: libc::pid_t) -> bool {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) and getppid have no memory-safety preconditions.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0);
+        libc::getppid() == parent
     }
 }
 

@@ -102,12 +102,15 @@ fn raft_node_failovers_are_timed_from_the_logs_and_rejoins_are_quiet() {
         .any(|e| e.path().join("index.html").exists()));
 }
 
+fn etcd() -> Result<(), String> {
+    chaos::targets::etcd::find_binary()
+        .map(|_| ())
+        .ok_or_else(|| "etcd is not installed (apt-get install etcd-server)".to_string())
+}
+
 #[test]
 fn an_etcd_leader_without_pre_vote_disrupts_when_it_returns() {
-    let etcd = chaos::targets::etcd::find_binary()
-        .map(|_| ())
-        .ok_or_else(|| "etcd is not installed (apt-get install etcd-server)".to_string());
-    if !require("bench etcd disruptive rejoin", etcd.and_then(|()| nft())) {
+    if !require("bench etcd disruptive rejoin", etcd().and_then(|()| nft())) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -135,10 +138,7 @@ fn an_etcd_leader_without_pre_vote_disrupts_when_it_returns() {
 
 #[test]
 fn a_one_way_partition_among_etcd_survivors_forces_a_split_vote_and_the_bench_counts_it() {
-    let etcd = chaos::targets::etcd::find_binary()
-        .map(|_| ())
-        .ok_or_else(|| "etcd is not installed (apt-get install etcd-server)".to_string());
-    if !require("bench etcd split vote", etcd.and_then(|()| nft())) {
+    if !require("bench etcd split vote", etcd().and_then(|()| nft())) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

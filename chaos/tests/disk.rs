@@ -5,32 +5,11 @@
 //! `CHAOS_DISK_SECONDS` lengthens the fault phase (at least the plans' 12 s).
 
 mod common;
-use common::{diskfs_binary, node_binary, require, root};
+use common::{fuse, ready_with};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 const CHAOS: &str = env!("CARGO_BIN_EXE_chaos");
-
-fn fuse() -> Result<(), String> {
-    root()?;
-    if !Path::new("/dev/fuse").exists() {
-        return Err("no /dev/fuse".into());
-    }
-    Command::new("fusermount3")
-        .arg("-V")
-        .output()
-        .map(|_| ())
-        .map_err(|_| "fusermount3 is not installed (apt-get install fuse3)".into())
-}
-
-fn ready(test: &str) -> bool {
-    if !require(test, fuse()) {
-        return false;
-    }
-    node_binary();
-    diskfs_binary();
-    true
-}
 
 /// A shipped plan, with the fault phase lengthened by `CHAOS_DISK_SECONDS` and `edit` applied.
 fn plan(name: &str, edit: impl Fn(String) -> String) -> String {
@@ -111,7 +90,7 @@ const NO_FSYNC: [&str; 2] = ["--node-arg=--bug", "--node-arg=no-fsync"];
 
 #[test]
 fn power_cuts_pass_on_raft_node_and_events_say_what_was_rolled_back() {
-    if !ready("disk power cut") {
+    if !ready_with("disk power cut", fuse()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -139,7 +118,7 @@ fn power_cuts_pass_on_raft_node_and_events_say_what_was_rolled_back() {
 
 #[test]
 fn no_fsync_is_caught_by_power_cuts_and_not_by_kills() {
-    if !ready("disk no-fsync") {
+    if !ready_with("disk no-fsync", fuse()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -167,7 +146,7 @@ fn no_fsync_is_caught_by_power_cuts_and_not_by_kills() {
 
 #[test]
 fn a_degraded_disk_passes_and_a_stop_on_enospc_is_no_crash() {
-    if !ready("disk degraded") {
+    if !ready_with("disk degraded", fuse()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

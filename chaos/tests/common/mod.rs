@@ -66,6 +66,29 @@ pub fn root() -> Result<(), String> {
     }
 }
 
+/// Root, /dev/fuse and fusermount3, for tests that mount the disk layer.
+pub fn fuse() -> Result<(), String> {
+    root()?;
+    if !Path::new("/dev/fuse").exists() {
+        return Err("no /dev/fuse".into());
+    }
+    std::process::Command::new("fusermount3")
+        .arg("-V")
+        .output()
+        .map(|_| ())
+        .map_err(|_| "fusermount3 is not installed (apt-get install fuse3)".into())
+}
+
+/// [`require`]s `check`, then builds the node and disk-layer binaries the shipped plans run with.
+pub fn ready_with(test: &str, check: Result<(), String>) -> bool {
+    if !require(test, check) {
+        return false;
+    }
+    node_binary();
+    diskfs_binary();
+    true
+}
+
 /// Writes `body` to `dir/plan.toml`, runs `chaos run` on it (quiet, JSON summary, run folders in `dir/results`)
 /// and returns the output and the parsed summary; panics with both streams if there is no summary.
 pub fn run_plan(dir: &Path, body: &str) -> (std::process::Output, serde_json::Value) {
