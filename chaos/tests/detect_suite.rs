@@ -3,8 +3,9 @@
 //! the plans whose timing is tightest. Every bug listed must be caught at least once within its seeds, and the
 //! bug-free cluster must pass: a plan that loses its power to catch a bug, or starts crying wolf, fails CI.
 //!
-//! Seeds tried per bug (until caught): `CHAOS_DETECT_SEEDS` (default 8: a caught bug stops at its first catch, so only misses cost more); fault phase per trial:
-//! `CHAOS_DETECT_DURATION` (default 10s). A trial takes about 17 s; a caught bug stops at its first catch.
+//! Seeds tried per bug (until caught): `CHAOS_DETECT_SEEDS` (default 8); fault phase per trial:
+//! `CHAOS_DETECT_DURATION` (default 10s). A trial takes about 17 s; a caught bug stops at its first catch, so
+//! only misses cost the extra seeds.
 //! Needs root (kernel rules for client links, FUSE for the disk layer); skips otherwise, except in CI.
 //! The bugs not listed here are not caught by a general plan yet: see the README's detection table.
 
