@@ -36,4 +36,5 @@ pub mod status_poll;
 pub mod supervisor;
 pub mod targets;
 pub mod validate;
+pub mod watch;
 pub mod workload;

@@ -34,9 +34,15 @@
 //! [[faults]]
 //! kind = "kill"             # a kind of one of the fault families (see `faults`)
 //! target = "leader"         # n1 | random | leader | follower | lagging | minority | majority | all
-//! every = "3s"              # or: at = ["2s", "7s"], or: when/after = "<fault name>" (+ wait)
+//! every = "3s"              # or: at = ["2s", "7s"], or: when/after = "<fault name>" (+ wait),
+//!                           # or: on = "new-leader" (+ wait): whenever the status watcher sees a node lead
+//!                           # in a new term (it asks every node every 5 ms while a plan has such a fault)
 //! duration = "1s"           # how long it lasts before it is undone (restart / resume)
 //! ```
+//!
+//! Times from `at`, `every`, `when` and `after` are fixed before the run (`chaos validate` prints them); a fault
+//! `on` a cluster event, and any fault `when`/`after` it, is scheduled as the events come. A fault never
+//! overlaps itself: an occurrence due while the previous one is still in force is left out.
 
 mod units;
 
@@ -399,16 +405,50 @@ pub struct FaultPlan {
     pub spec: FaultSpec,
 }
 
-/// A fault started by another one: `when = "NAME"` (with each start of NAME) or `after = "NAME"` (at each
-/// end of NAME), `wait` later. Both are resolved on the timeline before the run, like every other time.
+/// A fault started by something else than the clock: another fault's start or end (`when = "NAME"`,
+/// `after = "NAME"`), resolved on the timeline before the run like every other time; or a change the status
+/// watcher sees in the cluster (`on = "new-leader"`), which happens when it happens, so such a fault (and any
+/// fault started by it) is scheduled during the run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trigger {
-    /// The other fault's name.
-    pub fault: String,
-    /// Its start or its end.
-    pub edge: Edge,
+    /// What starts it.
+    pub source: TriggerSource,
     /// How long after it.
     pub wait: Dur,
+}
+
+/// What starts a triggered fault.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TriggerSource {
+    /// An edge of another fault of the plan.
+    Fault {
+        /// The other fault's name.
+        name: String,
+        /// Its start or its end.
+        edge: Edge,
+    },
+    /// A change in the cluster.
+    Cluster(ClusterEvent),
+}
+
+/// A change in the cluster that can start a fault, as the status watcher sees it (it asks every node for its
+/// status every few milliseconds while the plan has such a fault).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClusterEvent {
+    /// A node reports that it leads, in a term above every term led so far: an election just ended. A fault
+    /// on it hits while the new leader's first entries are still in flight (the window in which a voter that
+    /// restarts, or a leader cut off, exposes how votes and commits are made durable).
+    NewLeader,
+}
+
+impl ClusterEvent {
+    /// The plan's spelling.
+    pub fn key(self) -> &'static str {
+        match self {
+            ClusterEvent::NewLeader => "new-leader",
+        }
+    }
 }
 
 /// Which edge of another fault starts a triggered one.
@@ -443,13 +483,14 @@ struct CommonFields {
     every: Option<Dur>,
     when: Option<String>,
     after: Option<String>,
+    on: Option<ClusterEvent>,
     wait: Option<Dur>,
     #[serde(default = "default_fault_duration")]
     duration: Dur,
 }
 
-const COMMON_KEYS: [&str; 10] = [
-    "kind", "name", "target", "same_as", "at", "every", "when", "after", "wait", "duration",
+const COMMON_KEYS: [&str; 11] = [
+    "kind", "name", "target", "same_as", "at", "every", "when", "after", "on", "wait", "duration",
 ];
 
 fn default_fault_duration() -> Dur {
@@ -471,25 +512,29 @@ impl FaultPlan {
                 "give either `target` or `same_as` (the nodes another fault hit), not both".into(),
             );
         }
-        let trigger = match (common.when, common.after) {
-            (Some(_), Some(_)) => {
-                return Err(
-                    "give either `when` (another fault's start) or `after` (its end), not both"
-                        .into(),
-                )
-            }
-            (Some(fault), None) => Some((fault, Edge::Start)),
-            (None, Some(fault)) => Some((fault, Edge::End)),
-            (None, None) => None,
+        let source = match (common.when, common.after, common.on) {
+            (Some(name), None, None) => Some(TriggerSource::Fault {
+                name,
+                edge: Edge::Start,
+            }),
+            (None, Some(name), None) => Some(TriggerSource::Fault {
+                name,
+                edge: Edge::End,
+            }),
+            (None, None, Some(event)) => Some(TriggerSource::Cluster(event)),
+            (None, None, None) => None,
+            _ => return Err(
+                "give one of `when` (another fault's start), `after` (its end) or `on` (a cluster event), not several"
+                    .into(),
+            ),
         };
-        let trigger = match (trigger, common.wait) {
-            (Some((fault, edge)), wait) => Some(Trigger {
-                fault,
-                edge,
+        let trigger = match (source, common.wait) {
+            (Some(source), wait) => Some(Trigger {
+                source,
                 wait: wait.unwrap_or(Dur(Duration::ZERO)),
             }),
             (None, Some(_)) => {
-                return Err("`wait` only goes with `when` or `after` (how long after the other fault's start or end)".into())
+                return Err("`wait` only goes with `when`, `after` or `on` (how long after what starts the fault)".into())
             }
             (None, None) => None,
         };
@@ -530,7 +575,12 @@ impl serde::Serialize for FaultPlan {
             map.insert("every".into(), every.to_string().into());
         }
         if let Some(t) = &self.trigger {
-            map.insert(t.edge.key().into(), t.fault.clone().into());
+            match &t.source {
+                TriggerSource::Fault { name, edge } => {
+                    map.insert(edge.key().into(), name.clone().into())
+                }
+                TriggerSource::Cluster(event) => map.insert("on".into(), event.key().into()),
+            };
             if !t.wait.0.is_zero() {
                 map.insert("wait".into(), t.wait.to_string().into());
             }
@@ -643,6 +693,40 @@ impl Plan {
     /// Whether any fault reaches the links between clients and nodes.
     pub fn uses_client_links(&self) -> bool {
         self.faults.iter().any(|f| f.spec.touches_clients())
+    }
+
+    /// The fault that starts fault `index` (`when`/`after`), if any and if the name resolves.
+    pub fn started_by(&self, index: usize) -> Option<usize> {
+        match &self.faults[index].trigger.as_ref()?.source {
+            TriggerSource::Fault { name, .. } => self.fault_named(index, name).ok(),
+            TriggerSource::Cluster(_) => None,
+        }
+    }
+
+    /// Whether fault `index` is started, directly or through other faults, by a cluster event: its times are
+    /// only known during the run, so the timeline computed before it leaves it out.
+    pub fn reacts_to_cluster(&self, index: usize) -> bool {
+        let mut at = index;
+        // Validation refuses trigger loops; the bound keeps an unvalidated plan from looping here.
+        for _ in 0..=self.faults.len() {
+            if let Some(Trigger {
+                source: TriggerSource::Cluster(_),
+                ..
+            }) = &self.faults[at].trigger
+            {
+                return true;
+            }
+            match self.started_by(at) {
+                Some(next) => at = next,
+                None => return false,
+            }
+        }
+        false
+    }
+
+    /// Whether the run needs the status watcher (some fault starts on a cluster event).
+    pub fn watches_cluster(&self) -> bool {
+        (0..self.faults.len()).any(|i| self.reacts_to_cluster(i))
     }
 
     /// Whether any fault needs the clock shim.

@@ -17,7 +17,7 @@ use crate::faults::membership::{self, MembershipFault};
 use crate::faults::{FaultError, FaultSpec, Nemeses};
 use crate::plan::{Dur, Model, Plan, PlanError};
 use crate::recorder::{self, Recorder};
-use crate::schedule::{derive_seed, schedule, ClusterView, ScheduledFault};
+use crate::schedule::{derive_seed, schedule, ClusterView, Reactor, ScheduledFault};
 use crate::supervisor::ProcessState;
 use crate::workload::{self, KeyHistory, WorkloadShared};
 use checker::history::{EventKind, Header};
@@ -769,7 +769,13 @@ struct RunInjector<'r, 'p> {
     view: ClusterView,
     /// With `stop_early`: when nodes are next reaped between steps.
     next_reap: Option<tokio::time::Instant>,
+    /// The cluster as the status watcher last reported it, and when: a fault that starts on that report
+    /// targets by it instead of asking again (which would cost the round trips the watcher saved).
+    watched: Option<(tokio::time::Instant, Vec<crate::schedule::NodeView>)>,
 }
+
+/// How fresh the watcher's view must be for a fault to target by it.
+const WATCHED_FRESH: Duration = Duration::from_millis(20);
 
 impl RunInjector<'_, '_> {
     fn record(&mut self, phase: &str, fault: &ScheduledFault, nodes: &[u64], note: Option<&str>) {
@@ -904,7 +910,10 @@ impl membership::Operator for ClusterOperator<'_> {
 impl Injector for RunInjector<'_, '_> {
     async fn start(&mut self, fault: &ScheduledFault) -> Result<ActiveFault, FaultError> {
         if fault.targets.decided_at_start() {
-            self.view.nodes = self.cluster.view().await;
+            self.view.nodes = match &self.watched {
+                Some((at, nodes)) if at.elapsed() <= WATCHED_FRESH => nodes.clone(),
+                _ => self.cluster.view().await,
+            };
         }
         let (wanted, why_none) = match fault.targets.pick(&self.view) {
             Ok(wanted) => (wanted, None),
@@ -966,6 +975,18 @@ impl Injector for RunInjector<'_, '_> {
         }
     }
 
+    fn observed(&mut self, event: &crate::watch::Observed) {
+        let value = serde_json::json!({
+            "time_ns": self.recording.recorder.now_ns(), "event": "observed", "what": event.event.key(),
+            "node": event.node, "term": event.term,
+        });
+        self.recording.events.write(&value);
+        self.recording
+            .recorder
+            .note("nemesis", EventKind::Info, event.event.key(), value);
+        self.watched = Some((event.at, event.nodes.clone()));
+    }
+
     fn after_step(&mut self, active: &[ActiveFault]) {
         note_exits(self.run, self.cluster, self.recording);
         let names: Vec<String> = active
@@ -996,16 +1017,30 @@ async fn inject_faults(
         cluster,
         recording,
         view: ClusterView::default(),
+        watched: None,
         next_reap: run
             .early
             .enabled()
             .then(|| tokio::time::Instant::now() + CRASH_POLL),
     };
+    // Faults on cluster events need the watcher; it stops when dropped at the end of this phase.
+    let (_watcher, events) = if run.plan.watches_cluster() {
+        let target = Arc::clone(&injector.cluster.target);
+        let (watcher, events) =
+            crate::watch::start(target, injector.cluster.layout_updates()).await;
+        (Some(watcher), Some(events))
+    } else {
+        (None, None)
+    };
+    let mut reactions = driver::Reactions {
+        reactor: Reactor::new(run.plan, run.seed, run.timeline.len()),
+        events,
+    };
     let phase_start = tokio::time::Instant::now();
     // Dropping the drive mid-way is safe: a fault is started and ended by synchronous calls, and the
     // nemeses' heal below ends every fault still in force.
     let stopped = tokio::select! {
-        result = driver::drive(&run.timeline, phase_start, run.plan.duration.0, &mut injector) => {
+        result = driver::drive(&run.timeline, phase_start, run.plan.duration.0, &mut injector, &mut reactions) => {
             result?;
             false
         }

@@ -3,7 +3,7 @@
 
 use crate::faults::network::topology::Topology;
 use crate::faults::FaultSpec;
-use crate::plan::{Edge, Plan, Target};
+use crate::plan::{ClusterEvent, Edge, Plan, Target, TriggerSource};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -263,9 +263,9 @@ pub fn schedule(plan: &Plan, seed: u64) -> Vec<ScheduledFault> {
     loop {
         let mut progressed = false;
         for &plan_index in &waiting {
-            let trigger = plan.faults[plan_index].trigger.as_ref().expect("triggered");
-            let source = match plan.fault_named(plan_index, &trigger.fault) {
-                Ok(source) if scheduled[source] && !scheduled[plan_index] => source,
+            // A fault started by a cluster event (or by such a fault) never gets here: the run schedules it.
+            let source = match plan.started_by(plan_index) {
+                Some(source) if scheduled[source] && !scheduled[plan_index] => source,
                 _ => continue,
             };
             let starts = triggered_starts(plan, plan_index, source, &out);
@@ -300,10 +300,13 @@ fn triggered_starts(
 ) -> Vec<Duration> {
     let fault = &plan.faults[plan_index];
     let trigger = fault.trigger.as_ref().expect("triggered");
+    let TriggerSource::Fault { edge, .. } = trigger.source else {
+        return Vec::new();
+    };
     let mut edges: Vec<Duration> = timeline
         .iter()
         .filter(|f| f.plan_index == source)
-        .map(|f| match trigger.edge {
+        .map(|f| match edge {
             Edge::Start => f.start,
             Edge::End => f.end,
         } + trigger.wait.0)
@@ -331,23 +334,108 @@ fn push_occurrences(
     rng: &mut ChaCha8Rng,
     out: &mut Vec<ScheduledFault>,
 ) {
-    let fault = &plan.faults[plan_index];
-    let phase = plan.duration.0;
     for &start in starts {
-        let targets = resolve_for(plan, plan_index, rng);
-        if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) {
-            continue; // A minority of a single-node cluster is nobody.
+        out.extend(occurrence(plan, plan_index, start, rng));
+    }
+}
+
+/// One occurrence of fault `plan_index` starting at `start`, its targets drawn with `rng`; none when they are
+/// nobody (a minority of a single-node cluster).
+fn occurrence(
+    plan: &Plan,
+    plan_index: usize,
+    start: Duration,
+    rng: &mut ChaCha8Rng,
+) -> Option<ScheduledFault> {
+    let fault = &plan.faults[plan_index];
+    let targets = resolve_for(plan, plan_index, rng);
+    if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) {
+        return None;
+    }
+    let phase = plan.duration.0;
+    Some(ScheduledFault {
+        id: 0,
+        plan_index,
+        kind: fault.spec.kind(),
+        label: fault.label().to_string(),
+        targets,
+        start,
+        end: (start + fault.duration.0).min(phase),
+        clipped: start + fault.duration.0 > phase,
+    })
+}
+
+/// The faults a run schedules as it goes: those started by a cluster event (`on`), and those started by such a
+/// fault (`when`/`after` it). Pure like [`schedule`]: the same events at the same times give the same faults,
+/// with ids following the timeline's.
+#[derive(Debug)]
+pub struct Reactor<'p> {
+    plan: &'p Plan,
+    seed: u64,
+    next_id: usize,
+    /// Per plan fault: how many occurrences it had (each one's draw has its own seed).
+    occurrences: Vec<u64>,
+    /// Per plan fault: when its latest occurrence ends (a fault never overlaps itself).
+    busy_until: Vec<Duration>,
+}
+
+impl<'p> Reactor<'p> {
+    /// A reactor for `plan` under `seed`, numbering its faults after a timeline of `timeline_len`.
+    pub fn new(plan: &'p Plan, seed: u64, timeline_len: usize) -> Reactor<'p> {
+        Reactor {
+            plan,
+            seed,
+            next_id: timeline_len,
+            occurrences: vec![0; plan.faults.len()],
+            busy_until: vec![Duration::ZERO; plan.faults.len()],
         }
-        out.push(ScheduledFault {
-            id: 0,
-            plan_index,
-            kind: fault.spec.kind(),
-            label: fault.label().to_string(),
-            targets,
-            start,
-            end: (start + fault.duration.0).min(phase),
-            clipped: start + fault.duration.0 > phase,
-        });
+    }
+
+    /// The faults `event`, seen `at` into the fault phase, starts.
+    pub fn on_cluster(&mut self, event: ClusterEvent, at: Duration) -> Vec<ScheduledFault> {
+        self.react(at, |_, source| *source == TriggerSource::Cluster(event))
+    }
+
+    /// The faults that `edge` of the occurrence `fault` starts. Faults started by a fault of the timeline are on
+    /// the timeline already; only those that react to the cluster come from here.
+    pub fn on_edge(&mut self, fault: &ScheduledFault, edge: Edge) -> Vec<ScheduledFault> {
+        let plan = self.plan;
+        let at = match edge {
+            Edge::Start => fault.start,
+            Edge::End => fault.end,
+        };
+        self.react(at, |i, source| {
+            matches!(source, TriggerSource::Fault { edge: e, .. } if *e == edge)
+                && plan.started_by(i) == Some(fault.plan_index)
+                && plan.reacts_to_cluster(i)
+        })
+    }
+
+    fn react(
+        &mut self,
+        at: Duration,
+        starts: impl Fn(usize, &TriggerSource) -> bool,
+    ) -> Vec<ScheduledFault> {
+        let mut out = Vec::new();
+        for (i, fault) in self.plan.faults.iter().enumerate() {
+            let Some(trigger) = fault.trigger.as_ref().filter(|t| starts(i, &t.source)) else {
+                continue;
+            };
+            let start = at + trigger.wait.0;
+            if start >= self.plan.duration.0 || start < self.busy_until[i] {
+                continue;
+            }
+            let purpose = format!("fault-{i}-reaction-{}", self.occurrences[i]);
+            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, &purpose));
+            self.occurrences[i] += 1;
+            if let Some(mut f) = occurrence(self.plan, i, start, &mut rng) {
+                f.id = self.next_id;
+                self.next_id += 1;
+                self.busy_until[i] = f.end;
+                out.push(f);
+            }
+        }
+        out
     }
 }
 
@@ -367,7 +455,10 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
         plan.recovery,
         humantime::format_duration(Duration::from_secs(total.as_secs() + 1)),
     );
-    if timeline.is_empty() {
+    let reactive: Vec<usize> = (0..plan.faults.len())
+        .filter(|&i| plan.reacts_to_cluster(i))
+        .collect();
+    if timeline.is_empty() && reactive.is_empty() {
         let _ = writeln!(out, "no faults");
     }
     for f in timeline {
@@ -392,6 +483,33 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
             f.label,
             f.targets,
             plan.faults[f.plan_index].spec.describe(),
+        );
+    }
+    if !reactive.is_empty() {
+        let _ = writeln!(out, "scheduled during the run, as the cluster changes:");
+    }
+    for i in reactive {
+        let f = &plan.faults[i];
+        let trigger = f.trigger.as_ref().expect("reacts, so triggered");
+        let what = match &trigger.source {
+            TriggerSource::Cluster(event) => format!("on {}", event.key()),
+            TriggerSource::Fault { name, edge } => format!("{} {name}", edge.key()),
+        };
+        let wait = if trigger.wait.0.is_zero() {
+            String::new()
+        } else {
+            format!(" + {}", trigger.wait)
+        };
+        let whom = f
+            .same_as
+            .as_ref()
+            .map_or_else(|| f.target.to_string(), |n| format!("same-as {n}"));
+        let _ = writeln!(
+            out,
+            "  {what}{wait}: {:<12} {whom} for {} {}",
+            f.label(),
+            f.duration,
+            f.spec.describe(),
         );
     }
     out

@@ -50,6 +50,14 @@ kind = "pause"
 target = "random"
 at = ["3s"]
 duration = "1s"
+
+# The status watcher works through etcd's status API too.
+[[faults]]
+name = "pause-new-follower"
+kind = "pause"
+target = "follower"
+on = "new-leader"
+duration = "300ms"
 "#;
 
 #[test]
@@ -80,7 +88,16 @@ fn a_kill_and_pause_plan_passes_against_etcd() {
         "status polls saw a leader"
     );
     let events = std::fs::read_to_string(run.join("events.jsonl")).unwrap();
-    assert_eq!(events.matches("\"event\":\"start\"").count(), 2, "{events}");
+    let reactions = events.matches("\"name\":\"pause-new-follower\"").count() / 2;
+    assert!(
+        events.contains("\"what\":\"new-leader\"") && reactions >= 1,
+        "the leader's kill ends in an election the watcher sees, and a follower of the new leader is paused: {events}"
+    );
+    assert_eq!(
+        events.matches("\"event\":\"start\"").count(),
+        2 + reactions,
+        "{events}"
+    );
 }
 
 #[test]

@@ -682,3 +682,102 @@ fn stop_early_ends_a_run_soon_after_a_node_dies_on_its_own_with_the_node_crashed
     assert!((4.0..20.0).contains(&first), "{first}");
     assert!(node_processes_under(dir.path()).is_empty());
 }
+
+/// The faults of the reactive test, after [`SHORT_PLAN`]'s cluster and workload.
+const REACTIVE_FAULTS: &str = r#"
+[[faults]]
+name = "kill-leader"
+kind = "kill"
+target = "leader"
+at = ["500ms", "3s"]
+duration = "500ms"
+
+[[faults]]
+name = "restart-voter"
+kind = "kill"
+target = "follower"
+on = "new-leader"
+duration = "100ms"
+
+[[faults]]
+name = "then-pause"
+kind = "pause"
+same_as = "restart-voter"
+after = "restart-voter"
+duration = "100ms"
+"#;
+
+/// Events of one kind from events.jsonl, in order.
+fn events_where(
+    events: &[serde_json::Value],
+    event: &str,
+    name: Option<&str>,
+) -> Vec<serde_json::Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == event && name.is_none_or(|n| e["name"] == n))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn faults_on_new_leaders_hit_a_follower_of_each_new_leader_and_chain_to_the_faults_after_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = SHORT_PLAN.split("[[faults]]").next().unwrap();
+    let plan = write_plan(
+        dir.path(),
+        "reactive",
+        &format!("{header}{REACTIVE_FAULTS}"),
+    );
+    let output = chaos(
+        &["run", plan.to_str().unwrap(), "--quiet", "--json"],
+        dir.path(),
+    );
+    let s = summary(&output);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(s["verdict"], "pass", "{s:#}\n{stderr}");
+    let run_dir = dir.path().join(s["run_dir"].as_str().unwrap());
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(run_dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seen = events_where(&events, "observed", None);
+    // Each leader kill ends in an election the watcher reports; the leader the run started with is not one.
+    assert!(seen.len() >= 2, "{events:#?}");
+    let voters = events_where(&events, "start", Some("restart-voter"));
+    for new in &seen {
+        let at = new["time_ns"].as_u64().unwrap();
+        let hit = voters
+            .iter()
+            .find(|v| v["time_ns"].as_u64().unwrap() >= at)
+            .unwrap_or_else(|| panic!("no restart-voter after {new}: {events:#?}"));
+        assert_eq!(new["what"], "new-leader");
+        assert_ne!(
+            hit["nodes"][0], new["node"],
+            "a follower, not the new leader: {hit} after {new}"
+        );
+    }
+    let pauses = events_where(&events, "start", Some("then-pause"));
+    assert_eq!(pauses.len(), voters.len(), "{events:#?}");
+    for (voter, pause) in voters.iter().zip(&pauses) {
+        assert_eq!(
+            voter["nodes"], pause["nodes"],
+            "same-as follows the reaction"
+        );
+        assert!(pause["time_ns"].as_u64() > voter["time_ns"].as_u64());
+    }
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["faults"]["planned"], 2,
+        "only the fixed kills are on the timeline"
+    );
+    assert_eq!(
+        report["faults"]["on_events"].as_u64(),
+        Some((voters.len() + pauses.len()) as u64),
+        "{:#}",
+        report["faults"]
+    );
+}

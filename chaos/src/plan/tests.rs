@@ -214,8 +214,14 @@ fn composed_faults_name_faults_that_exist_once_and_never_loop() {
     assert_eq!(plan.faults[1].same_as.as_deref(), Some("cut"));
     let t = plan.faults[2].trigger.as_ref().unwrap();
     assert_eq!(
-        (t.fault.as_str(), t.edge, t.wait.0),
-        ("cut", Edge::End, Duration::from_millis(200))
+        (&t.source, t.wait.0),
+        (
+            &TriggerSource::Fault {
+                name: "cut".into(),
+                edge: Edge::End
+            },
+            Duration::from_millis(200)
+        )
     );
     let json = serde_json::to_value(&plan.faults[2]).unwrap();
     assert_eq!(
@@ -261,7 +267,7 @@ fn composed_faults_name_faults_that_exist_once_and_never_loop() {
         "{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\nwait = \"1s\"\n"
     ));
     assert!(
-        stray_wait.contains("`wait` only goes with `when` or `after`"),
+        stray_wait.contains("`wait` only goes with `when`, `after` or `on`"),
         "{stray_wait}"
     );
     let too_long = err(&format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n[[faults]]\nkind = \"pause\"\nafter = \"kill\"\nwait = \"3s\"\nduration = \"3s\"\n"));
@@ -351,4 +357,66 @@ fn membership_faults_are_refused_where_they_cannot_run() {
         "{MINIMAL}[[faults]]\nkind = \"add\"\nloss = 0.1\nat = [\"1s\"]\n"
     ));
     assert!(e.contains("loss"), "{e}");
+}
+
+#[test]
+fn faults_on_cluster_events_parse_print_and_stay_off_the_timeline() {
+    let text = format!(
+        "{MINIMAL}[[faults]]\nname = \"restart-voter\"\nkind = \"kill\"\ntarget = \"follower\"\non = \"new-leader\"\nwait = \"2ms\"\nduration = \"50ms\"\n\
+         [[faults]]\nname = \"then\"\nkind = \"pause\"\nsame_as = \"restart-voter\"\nafter = \"restart-voter\"\n\
+         [[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n"
+    );
+    let plan = Plan::parse(&text, "p.toml").unwrap();
+    let t = plan.faults[0].trigger.as_ref().unwrap();
+    assert_eq!(
+        (&t.source, t.wait.0),
+        (
+            &TriggerSource::Cluster(ClusterEvent::NewLeader),
+            Duration::from_millis(2)
+        )
+    );
+    assert!(plan.watches_cluster());
+    assert_eq!(
+        [0, 1, 2].map(|i| plan.reacts_to_cluster(i)),
+        [true, true, false],
+        "a fault after a reactive one reacts too"
+    );
+    let json = serde_json::to_value(&plan.faults[0]).unwrap();
+    assert_eq!(
+        (json["on"].as_str(), json["wait"].as_str()),
+        (Some("new-leader"), Some("2ms"))
+    );
+    let timeline = crate::schedule::schedule(&plan, 1);
+    assert_eq!(timeline.len(), 1, "only the fixed kill: {timeline:?}");
+    let text = crate::schedule::render(&plan, 1, &timeline);
+    assert!(
+        text.contains("on new-leader + 2ms: restart-voter")
+            && text.contains("after restart-voter: then"),
+        "{text}"
+    );
+    let plain = Plan::parse(
+        &format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n"),
+        "p.toml",
+    )
+    .unwrap();
+    assert!(!plain.watches_cluster());
+
+    let unknown = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\non = \"leader-lost\"\n"
+    ));
+    assert!(
+        unknown.contains("faults[0]") && unknown.contains("new-leader"),
+        "{unknown}"
+    );
+    let two = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n[[faults]]\nkind = \"pause\"\non = \"new-leader\"\nafter = \"kill\"\n"
+    ));
+    assert!(two.contains("not several"), "{two}");
+    let too_long = err(&format!(
+        "{MINIMAL}[[faults]]\nkind = \"kill\"\non = \"new-leader\"\nduration = \"6s\"\n"
+    ));
+    assert!(
+        too_long.contains("faults[0].on: wait 0s plus duration 6s"),
+        "{too_long}"
+    );
 }

@@ -1,7 +1,7 @@
 //! Checks a parsed plan's values against each other, against the limits of the backends that will carry
 //! them out and against what the target can honour, so that a plan that validates can run as written.
 
-use super::{HostsKind, Model, NetworkBackendKind, Plan, PlanError, Target};
+use super::{HostsKind, Model, NetworkBackendKind, Plan, PlanError, Target, TriggerSource};
 use crate::faults::{Family, FaultSpec};
 use std::time::Duration;
 
@@ -202,25 +202,30 @@ impl Plan {
             return Err((
                 "at",
                 "give one of `at` (fixed times), `every` (random interval), `when` (with another fault's \
-                 start) or `after` (at another fault's end)"
+                 start), `after` (at another fault's end) or `on` (a cluster event)"
                     .into(),
             ));
         }
         if let Some(t) = &f.trigger {
-            let key = t.edge.key();
-            let other = self.fault_named(i, &t.fault).map_err(|m| (key, m))?;
-            if self.trigger_loops(i, other) {
-                return Err((
-                    key,
-                    format!(
-                        "{:?} is started, directly or not, by this fault: the triggers form a loop",
-                        t.fault
-                    ),
-                ));
-            }
+            let key = match &t.source {
+                TriggerSource::Fault { name, edge } => {
+                    let key = edge.key();
+                    let other = self.fault_named(i, name).map_err(|m| (key, m))?;
+                    if self.trigger_loops(i, other) {
+                        return Err((
+                            key,
+                            format!(
+                                "{name:?} is started, directly or not, by this fault: the triggers form a loop"
+                            ),
+                        ));
+                    }
+                    key
+                }
+                TriggerSource::Cluster(_) => "on",
+            };
             if t.wait.0 + f.duration.0 > self.duration.0 {
                 return Err((
-                    "wait",
+                    if t.wait.0.is_zero() { key } else { "wait" },
                     format!(
                         "wait {} plus duration {} do not fit in the fault phase ({})",
                         t.wait, f.duration, self.duration
@@ -387,13 +392,9 @@ impl Plan {
             if at == me {
                 return true;
             }
-            match self.faults[at]
-                .trigger
-                .as_ref()
-                .map(|t| self.fault_named(at, &t.fault))
-            {
-                Some(Ok(next)) => at = next,
-                _ => return false,
+            match self.started_by(at) {
+                Some(next) => at = next,
+                None => return false,
             }
         }
         true

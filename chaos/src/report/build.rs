@@ -651,6 +651,10 @@ pub fn build_with_check(
         latency_ms: latency,
         faults: Faults {
             planned: m.timeline.len() as u64,
+            on_events: windows
+                .iter()
+                .filter(|w| w.id >= m.timeline.len() as u64)
+                .count() as u64,
             injected: windows.len() as u64,
             source,
             covered_s: figures::round3(cover.covered_ns() as f64 / 1e9),

@@ -289,7 +289,13 @@ pub fn render(report: &Report) -> String {
     figure(
         &mut s,
         "faults injected / planned",
-        &format!("{} / {}", report.faults.injected, report.faults.planned),
+        &match report.faults.on_events {
+            0 => format!("{} / {}", report.faults.injected, report.faults.planned),
+            n => format!(
+                "{} / {} + {n} on cluster events",
+                report.faults.injected, report.faults.planned
+            ),
+        },
     );
     figure(
         &mut s,

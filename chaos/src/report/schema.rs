@@ -74,6 +74,10 @@ pub struct FailedFault {
 pub struct Faults {
     /// Faults planned in the manifest's timeline.
     pub planned: u64,
+    /// Faults started during the run on cluster events (`on = "new-leader"`, and faults started by those):
+    /// not in the timeline, so not among `planned`.
+    #[serde(default)]
+    pub on_events: u64,
     /// Faults injected (windows).
     pub injected: u64,
     /// Where the windows were read from.

@@ -106,9 +106,14 @@ pub fn text(report: &Report, html: &Path) -> String {
     let f = &report.faults;
     let _ = writeln!(
         s,
-        "  faults        {} injected of {} planned{}; {:.1} s under faults",
+        "  faults        {} injected of {} planned{}{}; {:.1} s under faults",
         f.injected,
         f.planned,
+        if f.on_events == 0 {
+            String::new()
+        } else {
+            format!(" (+{} started on cluster events)", f.on_events)
+        },
         if f.failed.is_empty() {
             String::new()
         } else {

@@ -1,0 +1,266 @@
+//! The status watcher: while a plan has faults on cluster events (`on = "new-leader"`), it asks every node for
+//! its status every few milliseconds and reports the events those faults start. The 250 ms status poller
+//! records; this one reacts, so it asks often, each node on its own (a node that is down delays only its own
+//! answers) and reports an event as soon as one answer shows it.
+//!
+//! Black-box like every other fault input: it sees what an operator's monitoring sees through the target's
+//! status API. Its latency is one period plus one status round trip (a few ms on loopback), well inside the
+//! window a plan widens with delayed links.
+
+use crate::plan::ClusterEvent;
+use crate::schedule::NodeView;
+use crate::targets::{Layout, NodeStatus, Role, Target};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// How often each node is asked.
+pub const PERIOD: Duration = Duration::from_millis(5);
+
+/// How long one answer may take before the node counts as not answering.
+const ASK_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// An event, when it was seen and the cluster as it was then.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observed {
+    /// What happened.
+    pub event: ClusterEvent,
+    /// When the answer that showed it came.
+    pub at: Instant,
+    /// The node it is about (the new leader).
+    pub node: u64,
+    /// Its term.
+    pub term: u64,
+    /// Every node's latest answer, as targeting needs it (the new leader, the followers, who lags).
+    pub nodes: Vec<NodeView>,
+}
+
+/// What the watcher knows and its rule for events; pure, so the rule is tested without a cluster.
+#[derive(Debug, Default)]
+pub struct Tracker {
+    /// The highest term any node was seen leading in.
+    led: u64,
+    /// Each node's latest answer (`None`: it did not answer).
+    latest: BTreeMap<u64, Option<Seen>>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    leads: bool,
+    term: u64,
+    applied: Option<u64>,
+}
+
+impl Tracker {
+    /// A tracker that knows the cluster as `first` shows it: nothing there is an event (the leader the run
+    /// started with is not a new one).
+    pub fn new<'a>(first: impl IntoIterator<Item = (u64, Option<&'a NodeStatus>)>) -> Tracker {
+        let mut t = Tracker::default();
+        for (id, answer) in first {
+            t.record(id, answer);
+        }
+        t
+    }
+
+    /// Takes node `id`'s latest answer; returns the event it shows, if any: a node leading in a term above
+    /// every term led so far.
+    pub fn update(&mut self, id: u64, answer: Option<&NodeStatus>) -> Option<(ClusterEvent, u64)> {
+        let before = self.led;
+        self.record(id, answer);
+        (self.led > before).then_some((ClusterEvent::NewLeader, self.led))
+    }
+
+    fn record(&mut self, id: u64, answer: Option<&NodeStatus>) {
+        let seen = answer.map(|s| Seen {
+            leads: s.role == Role::Leader,
+            term: s.term,
+            applied: s.applied_index,
+        });
+        if let Some(s) = seen.filter(|s| s.leads) {
+            self.led = self.led.max(s.term);
+        }
+        self.latest.insert(id, seen);
+    }
+
+    /// The nodes that answered last time, the leader being the one leading in the highest term (as
+    /// [`crate::cluster::Cluster::view`] has it).
+    pub fn view(&self) -> Vec<NodeView> {
+        let top = self
+            .latest
+            .values()
+            .flatten()
+            .filter(|s| s.leads)
+            .map(|s| s.term)
+            .max();
+        self.latest
+            .iter()
+            .filter_map(|(&id, s)| {
+                s.map(|s| NodeView {
+                    id,
+                    leader: s.leads && Some(s.term) == top,
+                    applied: s.applied,
+                })
+            })
+            .collect()
+    }
+}
+
+/// The running watcher; dropping it stops every task it started.
+#[derive(Debug)]
+pub struct Watcher {
+    _tasks: JoinSet<()>,
+}
+
+/// Starts watching the nodes of `layout` (and those that join later). The first round of answers is the
+/// baseline; events come on the returned channel.
+pub async fn start(
+    target: Arc<dyn Target>,
+    mut layout: tokio::sync::watch::Receiver<Layout>,
+) -> (Watcher, UnboundedReceiver<Observed>) {
+    let current = layout.borrow_and_update().clone();
+    let mut first = JoinSet::new();
+    for node in &current.nodes {
+        let (target, current, id) = (Arc::clone(&target), current.clone(), node.id);
+        first.spawn(async move { (id, target.status(&current, id, ASK_TIMEOUT).await.ok()) });
+    }
+    let mut answers = Vec::new();
+    while let Some(Ok(answer)) = first.join_next().await {
+        answers.push(answer);
+    }
+    let tracker = Tracker::new(answers.iter().map(|(id, s)| (*id, s.as_ref())));
+    let (events_tx, events_rx) = unbounded_channel();
+    let (answers_tx, answers_rx) = unbounded_channel();
+    let mut tasks = JoinSet::new();
+    tasks.spawn(async move {
+        let mut askers = JoinSet::new();
+        let mut asked: Vec<u64> = Vec::new();
+        loop {
+            let ids: Vec<u64> = layout
+                .borrow_and_update()
+                .nodes
+                .iter()
+                .map(|n| n.id)
+                .collect();
+            for id in ids {
+                if !asked.contains(&id) {
+                    asked.push(id);
+                    let (target, layout) = (Arc::clone(&target), layout.clone());
+                    askers.spawn(ask(target, layout, id, answers_tx.clone()));
+                }
+            }
+            if layout.changed().await.is_err() {
+                // The layout's owner is gone: keep asking the nodes we know until dropped.
+                std::future::pending::<()>().await;
+            }
+        }
+    });
+    tasks.spawn(report(tracker, answers_rx, events_tx));
+    (Watcher { _tasks: tasks }, events_rx)
+}
+
+/// Asks node `id` for its status every [`PERIOD`], forever.
+async fn ask(
+    target: Arc<dyn Target>,
+    layout: tokio::sync::watch::Receiver<Layout>,
+    id: u64,
+    answers: UnboundedSender<(u64, Option<NodeStatus>, Instant)>,
+) {
+    let mut interval = tokio::time::interval(PERIOD);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        let current = layout.borrow().clone();
+        let answer = target.status(&current, id, ASK_TIMEOUT).await.ok();
+        if answers.send((id, answer, Instant::now())).is_err() {
+            return;
+        }
+    }
+}
+
+/// Feeds the answers to the tracker and sends the events they show.
+async fn report(
+    mut tracker: Tracker,
+    mut answers: UnboundedReceiver<(u64, Option<NodeStatus>, Instant)>,
+    events: UnboundedSender<Observed>,
+) {
+    while let Some((id, answer, at)) = answers.recv().await {
+        if let Some((event, term)) = tracker.update(id, answer.as_ref()) {
+            let seen = Observed {
+                event,
+                at,
+                node: id,
+                term,
+                nodes: tracker.view(),
+            };
+            if events.send(seen).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(role: Role, term: u64, applied: u64) -> NodeStatus {
+        NodeStatus {
+            role,
+            term,
+            leader: None,
+            commit_index: Some(applied),
+            applied_index: Some(applied),
+            clock_offset_ms: None,
+            elections_started: None,
+        }
+    }
+
+    #[test]
+    fn the_leader_the_run_starts_with_is_not_an_event_but_each_later_one_is() {
+        let leader = status(Role::Leader, 3, 10);
+        let follower = status(Role::Follower, 3, 9);
+        let mut t = Tracker::new([(1, Some(&leader)), (2, Some(&follower)), (3, None)]);
+        assert_eq!(t.update(1, Some(&leader)), None, "same leader, same term");
+        assert_eq!(t.update(2, Some(&status(Role::Candidate, 4, 9))), None);
+        let new = status(Role::Leader, 4, 9);
+        assert_eq!(t.update(2, Some(&new)), Some((ClusterEvent::NewLeader, 4)));
+        assert_eq!(t.update(2, Some(&new)), None, "reported once per term");
+        assert_eq!(
+            t.update(1, Some(&leader)),
+            None,
+            "a deposed leader that still says so is old news"
+        );
+        assert_eq!(
+            t.update(3, Some(&status(Role::Leader, 6, 0))),
+            Some((ClusterEvent::NewLeader, 6))
+        );
+    }
+
+    #[test]
+    fn the_view_names_the_leader_of_the_highest_term_and_leaves_out_the_silent() {
+        let mut t = Tracker::new([
+            (1, Some(&status(Role::Leader, 3, 10))),
+            (2, Some(&status(Role::Leader, 4, 8))),
+            (3, Some(&status(Role::Follower, 4, 7))),
+        ]);
+        t.update(3, None);
+        assert_eq!(
+            t.view(),
+            [
+                NodeView {
+                    id: 1,
+                    leader: false,
+                    applied: Some(10)
+                },
+                NodeView {
+                    id: 2,
+                    leader: true,
+                    applied: Some(8)
+                },
+            ]
+        );
+    }
+}
