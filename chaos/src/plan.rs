@@ -9,6 +9,8 @@
 //! recovery = "4s"
 //! stop_early = false        # true: stop as soon as a violation is certain (a node crashed, a retired key's
 //!                           # history is not linearizable); the run still heals, stops and reports as usual
+//! watch_interval = "5ms"    # how often each node is asked for its status while a fault is `on` a cluster
+//!                           # event (1ms to 1s): sooner reactions against a status round trip per node each time
 //!
 //! [cluster]
 //! target = "raft-node"      # or "etcd"
@@ -36,7 +38,7 @@
 //! target = "leader"         # n1 | random | leader | follower | lagging | minority | majority | all
 //! every = "3s"              # or: at = ["2s", "7s"], or: when/after = "<fault name>" (+ wait),
 //!                           # or: on = "new-leader" (+ wait): whenever the status watcher sees a node lead
-//!                           # in a new term (it asks every node every 5 ms while a plan has such a fault)
+//!                           # in a new term (it asks every node every `watch_interval`)
 //! duration = "1s"           # how long it lasts before it is undone (restart / resume)
 //! ```
 //!
@@ -69,6 +71,8 @@ pub struct Plan {
     pub recovery: Dur,
     /// Stop as soon as a violation is certain (see `chaos::early_stop`).
     pub stop_early: bool,
+    /// How often the status watcher asks each node, while some fault starts `on` a cluster event.
+    pub watch_interval: Dur,
     /// The system under test.
     pub cluster: ClusterPlan,
     /// The client workload.
@@ -92,6 +96,8 @@ struct PlanFile {
     recovery: Dur,
     #[serde(default)]
     stop_early: bool,
+    #[serde(default = "default_watch_interval")]
+    watch_interval: Dur,
     #[serde(default)]
     cluster: ClusterPlan,
     #[serde(default)]
@@ -104,6 +110,12 @@ struct PlanFile {
 
 fn default_warmup() -> Dur {
     Dur(Duration::from_secs(2))
+}
+
+/// Reacts within a few ms of an election, for a status round trip per node per interval: on 2 cores under a
+/// saturating load the cluster completed 11–25% fewer operations with the watcher at 5 ms, 2–3% fewer at 20 ms.
+fn default_watch_interval() -> Dur {
+    Dur(Duration::from_millis(5))
 }
 
 fn default_recovery() -> Dur {
@@ -666,6 +678,7 @@ impl Plan {
             warmup: file.warmup,
             recovery: file.recovery,
             stop_early: file.stop_early,
+            watch_interval: file.watch_interval,
             cluster: file.cluster,
             workload: file.workload,
             faults,

@@ -1026,8 +1026,9 @@ async fn inject_faults(
     // Faults on cluster events need the watcher; it stops when dropped at the end of this phase.
     let (_watcher, events) = if run.plan.watches_cluster() {
         let target = Arc::clone(&injector.cluster.target);
+        let layout = injector.cluster.layout_updates();
         let (watcher, events) =
-            crate::watch::start(target, injector.cluster.layout_updates()).await;
+            crate::watch::start(target, layout, run.plan.watch_interval.0).await;
         (Some(watcher), Some(events))
     } else {
         (None, None)

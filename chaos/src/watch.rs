@@ -4,8 +4,8 @@
 //! answers) and reports an event as soon as one answer shows it.
 //!
 //! Black-box like every other fault input: it sees what an operator's monitoring sees through the target's
-//! status API. Its latency is one period plus one status round trip (a few ms on loopback), well inside the
-//! window a plan widens with delayed links.
+//! status API. Its latency is up to one `watch_interval` (5 ms by default) plus one status round trip, and a
+//! fault on the event starts about 2 ms after the answer that showed it (measured on loopback).
 
 use crate::plan::ClusterEvent;
 use crate::schedule::NodeView;
@@ -16,9 +16,6 @@ use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-
-/// How often each node is asked.
-pub const PERIOD: Duration = Duration::from_millis(5);
 
 /// How long one answer may take before the node counts as not answering.
 const ASK_TIMEOUT: Duration = Duration::from_millis(200);
@@ -119,6 +116,7 @@ pub struct Watcher {
 pub async fn start(
     target: Arc<dyn Target>,
     mut layout: tokio::sync::watch::Receiver<Layout>,
+    every: Duration,
 ) -> (Watcher, UnboundedReceiver<Observed>) {
     let current = layout.borrow_and_update().clone();
     let mut first = JoinSet::new();
@@ -148,7 +146,7 @@ pub async fn start(
                 if !asked.contains(&id) {
                     asked.push(id);
                     let (target, layout) = (Arc::clone(&target), layout.clone());
-                    askers.spawn(ask(target, layout, id, answers_tx.clone()));
+                    askers.spawn(ask(target, layout, id, every, answers_tx.clone()));
                 }
             }
             if layout.changed().await.is_err() {
@@ -161,14 +159,15 @@ pub async fn start(
     (Watcher { _tasks: tasks }, events_rx)
 }
 
-/// Asks node `id` for its status every [`PERIOD`], forever.
+/// Asks node `id` for its status `every` so often, forever.
 async fn ask(
     target: Arc<dyn Target>,
     layout: tokio::sync::watch::Receiver<Layout>,
     id: u64,
+    every: Duration,
     answers: UnboundedSender<(u64, Option<NodeStatus>, Instant)>,
 ) {
-    let mut interval = tokio::time::interval(PERIOD);
+    let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         interval.tick().await;

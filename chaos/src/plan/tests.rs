@@ -394,6 +394,16 @@ fn faults_on_cluster_events_parse_print_and_stay_off_the_timeline() {
             && text.contains("after restart-voter: then"),
         "{text}"
     );
+    assert_eq!(
+        plan.watch_interval.0,
+        Duration::from_millis(5),
+        "the default"
+    );
+    let slow = err(&format!("watch_interval = \"2s\"\n{MINIMAL}"));
+    assert!(
+        slow.contains("watch_interval: expected 1ms to 1s, got 2s"),
+        "{slow}"
+    );
     let plain = Plan::parse(
         &format!("{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n"),
         "p.toml",

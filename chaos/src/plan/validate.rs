@@ -64,6 +64,13 @@ impl Plan {
         if self.duration.0.is_zero() {
             return Err(("duration", "must be longer than 0s".into()));
         }
+        let watch = Duration::from_millis(1)..=Duration::from_secs(1);
+        if !watch.contains(&self.watch_interval.0) {
+            return Err((
+                "watch_interval",
+                format!("expected 1ms to 1s, got {}", self.watch_interval),
+            ));
+        }
         Ok(())
     }
 
