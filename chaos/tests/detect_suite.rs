@@ -177,3 +177,19 @@ fn lagging_voter_catches_votes_without_the_election_restriction() {
     );
     suite("lagging-voter", &["none"], "1", Phase::Short);
 }
+
+/// A slow leader cut off from its peers keeps believing it leads: a leader that answers reads without
+/// confirming its leadership (the basic clock plan, no client cuts, no root needed for this part).
+#[test]
+fn clock_drift_catches_a_leader_that_reads_without_confirming() {
+    if !ready("clock_drift_catches_a_leader_that_reads_without_confirming") {
+        return;
+    }
+    suite(
+        "clock-drift",
+        &["unconfirmed-leader-read"],
+        &bug_seeds(),
+        Phase::Short,
+    );
+    suite("clock-drift", &["none"], "1", Phase::Short);
+}
