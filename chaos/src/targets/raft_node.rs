@@ -5,7 +5,8 @@ use super::{
     NodeCommand, NodeStatus, Outcome, PeerRoutes, Role, Target, TargetKind,
 };
 use raft_node::client::{Client, ClientOptions};
-use raft_transport::{ClientEndpoint, Credentials, PeerIdentity, TransportConfig};
+use raft_transport::{ClientEndpoint, ClientSession, Credentials, PeerIdentity, TransportConfig};
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -17,6 +18,10 @@ pub struct RaftNode {
     binary: PathBuf,
     /// One QUIC endpoint with the run's client certificate, for status polls.
     endpoint: ClientEndpoint,
+    /// One session per node address, kept between polls: a new one per poll would cost a TLS handshake each time
+    /// (at the status watcher's 5 ms that was most of its cost). Dropped after a failed poll, so a node that
+    /// restarted is asked on a fresh connection.
+    sessions: std::sync::Mutex<HashMap<SocketAddr, ClientSession>>,
 }
 
 impl RaftNode {
@@ -41,7 +46,11 @@ impl RaftNode {
             TransportConfig::default(),
         )
         .map_err(|e| format!("client endpoint: {e}"))?;
-        Ok(RaftNode { binary, endpoint })
+        Ok(RaftNode {
+            binary,
+            endpoint,
+            sessions: std::sync::Mutex::new(HashMap::new()),
+        })
     }
 }
 
@@ -105,7 +114,20 @@ impl Target for RaftNode {
                 .node(id)
                 .ok_or_else(|| format!("no node {id}"))?
                 .client_addr();
-            let s = raft_node::client::node_status(&self.endpoint, addr, None, timeout).await?;
+            let session = self
+                .sessions
+                .lock()
+                .expect("sessions lock")
+                .entry(addr)
+                .or_insert_with(|| self.endpoint.session_any_node(addr))
+                .clone();
+            let s = match raft_node::client::session_status(&session, None, timeout).await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.sessions.lock().expect("sessions lock").remove(&addr);
+                    return Err(e);
+                }
+            };
             let now_ms = SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i128);

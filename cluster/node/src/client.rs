@@ -451,14 +451,23 @@ impl Outcome<KvOutput> {
     }
 }
 
-/// Asks one node for its status (no redirects: every node answers for itself).
+/// Asks one node for its status (no redirects: every node answers for itself), on a connection of its own.
 pub async fn node_status(
     endpoint: &ClientEndpoint,
     addr: SocketAddr,
     probe: Option<raft::LogIndex>,
     timeout: Duration,
 ) -> Result<NodeStatus, String> {
-    let session = endpoint.session_any_node(addr);
+    session_status(&endpoint.session_any_node(addr), probe, timeout).await
+}
+
+/// Asks the node behind `session` for its status. A poller that keeps its session pays the mutual-TLS handshake
+/// once per connection instead of once per poll.
+pub async fn session_status(
+    session: &ClientSession,
+    probe: Option<raft::LogIndex>,
+    timeout: Duration,
+) -> Result<NodeStatus, String> {
     let payload = Bytes::from(protocol::encode(
         PROTOCOL_VERSION,
         &Request::Status { probe },
