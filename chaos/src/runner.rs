@@ -433,6 +433,9 @@ async fn lifecycle(run: &Run<'_>, binary: &Path) -> Result<RunSummary, RunError>
     if stopped_early.is_none() {
         membership_final(run, &mut cluster, &recording).await;
     }
+    // The status record ends with the run, not with the nodes stopping: polls of stopping nodes would show a
+    // leader loss the system under test is not to blame for.
+    recording.poller.abort();
     let exits = stop(run, cluster, &recording).await;
     let counts = recording.finish().await?;
     let outcome = Outcome {
