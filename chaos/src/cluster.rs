@@ -575,18 +575,7 @@ impl Cluster {
             }
         }
         seen.sort_by_key(|(id, _)| *id);
-        let top = seen
-            .iter()
-            .filter(|(_, s)| s.role == targets::Role::Leader)
-            .map(|(_, s)| s.term)
-            .max();
-        seen.iter()
-            .map(|(id, s)| NodeView {
-                id: *id,
-                leader: s.role == targets::Role::Leader && Some(s.term) == top,
-                applied: s.applied_index,
-            })
-            .collect()
+        views(seen.iter().map(|(id, s)| (*id, s)))
     }
 
     /// Waits for a first leader; fails (naming the nodes' last log lines) if none comes or a node exits.
@@ -726,4 +715,23 @@ pub fn resolve_binary(plan: &Plan, plan_path: &Path) -> Result<PathBuf, LaunchEr
         )));
     }
     Ok(path)
+}
+
+/// The nodes that answered as targeting sees them: the leader is the one leading in the highest term (a deposed
+/// leader that has not heard of its successor yet still says it leads).
+pub fn views<'a>(
+    answers: impl Iterator<Item = (u64, &'a targets::NodeStatus)> + Clone,
+) -> Vec<NodeView> {
+    let top = answers
+        .clone()
+        .filter(|(_, s)| s.role == targets::Role::Leader)
+        .map(|(_, s)| s.term)
+        .max();
+    answers
+        .map(|(id, s)| NodeView {
+            id,
+            leader: s.role == targets::Role::Leader && Some(s.term) == top,
+            applied: s.applied_index,
+        })
+        .collect()
 }

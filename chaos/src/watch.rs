@@ -41,14 +41,7 @@ pub struct Tracker {
     /// The highest term any node was seen leading in.
     led: u64,
     /// Each node's latest answer (`None`: it did not answer).
-    latest: BTreeMap<u64, Option<Seen>>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Seen {
-    leads: bool,
-    term: u64,
-    applied: Option<u64>,
+    latest: BTreeMap<u64, Option<NodeStatus>>,
 }
 
 impl Tracker {
@@ -71,37 +64,19 @@ impl Tracker {
     }
 
     fn record(&mut self, id: u64, answer: Option<&NodeStatus>) {
-        let seen = answer.map(|s| Seen {
-            leads: s.role == Role::Leader,
-            term: s.term,
-            applied: s.applied_index,
-        });
-        if let Some(s) = seen.filter(|s| s.leads) {
+        if let Some(s) = answer.filter(|s| s.role == Role::Leader) {
             self.led = self.led.max(s.term);
         }
-        self.latest.insert(id, seen);
+        self.latest.insert(id, answer.cloned());
     }
 
-    /// The nodes that answered last time, the leader being the one leading in the highest term (as
-    /// [`crate::cluster::Cluster::view`] has it).
+    /// The nodes that answered last time, as [`crate::cluster::Cluster::view`] sees a cluster.
     pub fn view(&self) -> Vec<NodeView> {
-        let top = self
-            .latest
-            .values()
-            .flatten()
-            .filter(|s| s.leads)
-            .map(|s| s.term)
-            .max();
-        self.latest
-            .iter()
-            .filter_map(|(&id, s)| {
-                s.map(|s| NodeView {
-                    id,
-                    leader: s.leads && Some(s.term) == top,
-                    applied: s.applied,
-                })
-            })
-            .collect()
+        crate::cluster::views(
+            self.latest
+                .iter()
+                .filter_map(|(&id, s)| s.as_ref().map(|s| (id, s))),
+        )
     }
 }
 
@@ -162,16 +137,20 @@ pub async fn start(
 /// Asks node `id` for its status `every` so often, forever.
 async fn ask(
     target: Arc<dyn Target>,
-    layout: tokio::sync::watch::Receiver<Layout>,
+    mut layout: tokio::sync::watch::Receiver<Layout>,
     id: u64,
     every: Duration,
     answers: UnboundedSender<(u64, Option<NodeStatus>, Instant)>,
 ) {
     let mut interval = tokio::time::interval(every);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut current = layout.borrow_and_update().clone();
     loop {
         interval.tick().await;
-        let current = layout.borrow().clone();
+        // Copied only when it changed (a node joined), not on every poll.
+        if layout.has_changed().unwrap_or(false) {
+            current = layout.borrow_and_update().clone();
+        }
         let answer = target.status(&current, id, ASK_TIMEOUT).await.ok();
         if answers.send((id, answer, Instant::now())).is_err() {
             return;
