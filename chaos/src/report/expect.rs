@@ -261,75 +261,7 @@ pub fn evaluate(e: &Expectations, ev: &Evidence<'_>) -> Vec<CheckResult> {
     }
 
     if let Some(bound) = e.leader_within {
-        let name = format!("a leader within {bound} after each leader loss");
-        out.push(match ev.leadership {
-            None => result(
-                "leader_within",
-                name,
-                NotEvaluated,
-                "not evaluated: status.jsonl is missing, so leader losses are not known".into(),
-            ),
-            Some(l) if l.polls < 2 => result(
-                "leader_within",
-                name,
-                NotEvaluated,
-                format!("not evaluated: only {} status poll(s)", l.polls),
-            ),
-            Some(l) => {
-                let resolution = l
-                    .poll_interval_ms
-                    .map(|p| format!("; polls every ~{p:.0} ms"))
-                    .unwrap_or_default();
-                let late: Vec<String> = l
-                    .gaps
-                    .iter()
-                    .filter(|g| g.regained_ns.is_none() || g.ms > bound.ms())
-                    .map(|g| match g.regained_ns {
-                        Some(_) => format!(
-                            "leader lost at {:.2}s, regained after {:.0} ms",
-                            g.lost_ns as f64 / 1e9,
-                            g.ms
-                        ),
-                        None => format!(
-                            "leader lost at {:.2}s, none by the last poll ({:.0} ms later)",
-                            g.lost_ns as f64 / 1e9,
-                            g.ms
-                        ),
-                    })
-                    .collect();
-                if l.gaps.is_empty() {
-                    result(
-                        "leader_within",
-                        name,
-                        Pass,
-                        format!("no leader loss seen in {} polls{resolution}", l.polls),
-                    )
-                } else if late.is_empty() {
-                    result(
-                        "leader_within",
-                        name,
-                        Pass,
-                        format!(
-                            "{} leader loss(es), the longest {:.0} ms without a leader{resolution}",
-                            l.gaps.len(),
-                            l.longest_gap_ms().unwrap_or(0.0)
-                        ),
-                    )
-                } else {
-                    result(
-                        "leader_within",
-                        name,
-                        Fail,
-                        format!(
-                            "{} of {} leader loss(es) lasted longer than {bound}: {}{resolution}",
-                            late.len(),
-                            l.gaps.len(),
-                            late.join("; ")
-                        ),
-                    )
-                }
-            }
-        });
+        out.push(evaluate_leader_within(bound, ev.leadership));
     }
 
     if let Some(min) = e.availability_min {
@@ -479,6 +411,95 @@ pub fn evaluate(e: &Expectations, ev: &Evidence<'_>) -> Vec<CheckResult> {
     out.extend(evaluate_timeline(e, ev));
     out.extend(evaluate_membership(e, ev.membership));
     out
+}
+
+/// Judges `leader_within`: every leader loss ended within `bound`.
+fn evaluate_leader_within(bound: ExpectDuration, leadership: Option<&Leadership>) -> CheckResult {
+    use CheckVerdict::*;
+    let name = format!("a leader within {bound} after each leader loss");
+    match leadership {
+        None => result(
+            "leader_within",
+            name,
+            NotEvaluated,
+            "not evaluated: status.jsonl is missing, so leader losses are not known".into(),
+        ),
+        Some(l) if l.polls < 2 => result(
+            "leader_within",
+            name,
+            NotEvaluated,
+            format!("not evaluated: only {} status poll(s)", l.polls),
+        ),
+        Some(l) => {
+            let resolution = l
+                .poll_interval_ms
+                .map(|p| format!("; polls every ~{p:.0} ms"))
+                .unwrap_or_default();
+            let late: Vec<String> = l
+                .gaps
+                .iter()
+                // A loss still open at the last poll is judged only once it has lasted longer
+                // than the bound: the record ends there, not the cluster's chance to elect.
+                .filter(|g| g.ms > bound.ms())
+                .map(|g| match g.regained_ns {
+                    Some(_) => format!(
+                        "leader lost at {:.2}s, regained after {:.0} ms",
+                        g.lost_ns as f64 / 1e9,
+                        g.ms
+                    ),
+                    None => format!(
+                        "leader lost at {:.2}s, none by the last poll ({:.0} ms later)",
+                        g.lost_ns as f64 / 1e9,
+                        g.ms
+                    ),
+                })
+                .collect();
+            if l.gaps.is_empty() {
+                result(
+                    "leader_within",
+                    name,
+                    Pass,
+                    format!("no leader loss seen in {} polls{resolution}", l.polls),
+                )
+            } else if late.is_empty() {
+                let open = l
+                    .gaps
+                    .iter()
+                    .find(|g| g.regained_ns.is_none())
+                    .map(|g| {
+                        format!(
+                            "; the loss at {:.2}s was still open at the last poll, {:.0} ms later \
+                             (shorter than {bound}, so not judged)",
+                            g.lost_ns as f64 / 1e9,
+                            g.ms
+                        )
+                    })
+                    .unwrap_or_default();
+                result(
+                    "leader_within",
+                    name,
+                    Pass,
+                    format!(
+                        "{} leader loss(es), the longest {:.0} ms without a leader{open}{resolution}",
+                        l.gaps.len(),
+                        l.longest_gap_ms().unwrap_or(0.0)
+                    ),
+                )
+            } else {
+                result(
+                    "leader_within",
+                    name,
+                    Fail,
+                    format!(
+                        "{} of {} leader loss(es) lasted longer than {bound}: {}{resolution}",
+                        late.len(),
+                        l.gaps.len(),
+                        late.join("; ")
+                    ),
+                )
+            }
+        }
+    }
 }
 
 /// The membership expectations, judged on events.jsonl's `membership-final`.
@@ -697,6 +718,46 @@ mod tests {
         assert_eq!(json["leader_within"], "1s 500ms");
         let back: Expectations = serde_json::from_value(json).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn a_leader_loss_still_open_at_the_last_poll_is_judged_only_once_longer_than_the_bound() {
+        use crate::report::figures::LeaderGap;
+        let bound = ExpectDuration(Duration::from_secs(2));
+        let gap = |lost_s: u64, ms: f64, closed: bool| LeaderGap {
+            lost_ns: lost_s * 1_000_000_000,
+            regained_ns: closed.then_some(lost_s * 1_000_000_000 + (ms * 1e6) as u64),
+            ms,
+        };
+        let judge = |gaps: Vec<LeaderGap>| {
+            let l = Leadership {
+                polls: 100,
+                poll_interval_ms: Some(250.0),
+                changes: 0,
+                leaders: vec![],
+                gaps,
+                term_max: Some(3),
+            };
+            evaluate_leader_within(bound, Some(&l))
+        };
+        use CheckVerdict::*;
+        let short_open = judge(vec![gap(3, 400.0, true), gap(15, 350.0, false)]);
+        assert_eq!(short_open.verdict, Pass, "{}", short_open.message);
+        assert!(
+            short_open.message.contains("not judged"),
+            "{}",
+            short_open.message
+        );
+        let long_open = judge(vec![gap(15, 2500.0, false)]);
+        assert_eq!(long_open.verdict, Fail, "{}", long_open.message);
+        assert!(
+            long_open.message.contains("none by the last poll"),
+            "{}",
+            long_open.message
+        );
+        assert_eq!(judge(vec![gap(3, 2100.0, true)]).verdict, Fail);
+        assert_eq!(judge(vec![gap(3, 1900.0, true)]).verdict, Pass);
+        assert_eq!(evaluate_leader_within(bound, None).verdict, NotEvaluated);
     }
 
     #[test]
