@@ -73,12 +73,12 @@ pub async fn drive(
                 waited?;
                 None
             }
-            Some(event) = next_event(&mut reactions.events) => Some(event),
+            event = next_event(&mut reactions.events) => Some(event?),
         };
         if let Some(event) = event {
             injector.observed(&event);
             let at = event.at.saturating_duration_since(phase_start);
-            let started = reactions.reactor.on_cluster(event.event, at);
+            let started = reactions.reactor.on_cluster(event.event, event.node, at);
             insert_by_start(&mut pending, started);
             continue;
         }
@@ -108,10 +108,19 @@ pub async fn drive(
     Ok(())
 }
 
-/// The watcher's next event; never, when there is no watcher (or it stopped).
-async fn next_event(events: &mut Option<UnboundedReceiver<Observed>>) -> Option<Observed> {
+/// The watcher's next event; never, when there is no watcher. A watcher that stops while faults are driven is
+/// a tool error: the faults on cluster events would silently stop starting, and the run would look calmer than
+/// its plan.
+async fn next_event(
+    events: &mut Option<UnboundedReceiver<Observed>>,
+) -> Result<Observed, FaultError> {
     match events {
-        Some(rx) => rx.recv().await,
+        Some(rx) => rx.recv().await.ok_or_else(|| FaultError {
+            id: usize::MAX,
+            kind: "the status watcher",
+            phase: "kept running",
+            reason: "it stopped during the fault phase, so faults on cluster events could no longer start".into(),
+        }),
         None => std::future::pending().await,
     }
 }
@@ -159,6 +168,8 @@ mod tests {
     struct Fake {
         phase_start: Instant,
         log: Vec<String>,
+        /// Each fault started, in order: its label and its targets.
+        started: Vec<String>,
         fail_start_of: Option<usize>,
         tick_every: Option<Duration>,
         next_tick: Option<Instant>,
@@ -169,6 +180,7 @@ mod tests {
             Fake {
                 phase_start,
                 log: Vec::new(),
+                started: Vec::new(),
                 fail_start_of: None,
                 tick_every: None,
                 next_tick: None,
@@ -191,6 +203,8 @@ mod tests {
                 });
             }
             self.log.push(format!("{} start #{}", self.at(), fault.id));
+            self.started
+                .push(format!("{} {}", fault.label, fault.targets));
             if let Some(every) = self.tick_every {
                 self.next_tick = Some(Instant::now() + every);
             }
@@ -307,14 +321,104 @@ mod tests {
         assert_eq!(fake.log, ["100 start #0"]);
     }
 
-    fn new_leader(at: Instant, node: u64) -> Observed {
+    fn seen(event: ClusterEvent, at: Instant, node: u64) -> Observed {
         Observed {
-            event: ClusterEvent::NewLeader,
+            event,
             at,
             node,
             term: node,
             nodes: Vec::new(),
         }
+    }
+
+    /// Drives `p`'s faults for a 1 s phase while a fake watcher reports `script` (ms into the phase, event, the
+    /// node it is about); the watcher runs to the end, or stops at `stops_at` ms.
+    async fn drive_with_events(
+        p: &Plan,
+        script: Vec<(u64, ClusterEvent, u64)>,
+        stops_at: Option<u64>,
+    ) -> (Fake, Result<(), FaultError>) {
+        let timeline = crate::schedule::schedule(p, 1);
+        let start = Instant::now();
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            for (at, event, node) in script {
+                tokio::time::sleep_until(start + Duration::from_millis(at)).await;
+                tx.send(seen(event, Instant::now(), node)).unwrap();
+            }
+            match stops_at {
+                Some(at) => tokio::time::sleep_until(start + Duration::from_millis(at)).await,
+                None => std::future::pending().await,
+            }
+        });
+        let mut fake = Fake::new(start);
+        let mut reactions = Reactions {
+            reactor: Reactor::new(p, 1, timeline.len()),
+            events: Some(rx),
+        };
+        let phase = Duration::from_millis(1000);
+        let result = drive(&timeline, start, phase, &mut fake, &mut reactions).await;
+        (fake, result)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_watcher_that_stops_mid_phase_is_a_tool_error_not_a_calm_run() {
+        let p = plan(
+            "[[faults]]\nkind = \"kill\"\ntarget = \"follower\"\non = \"new-leader\"\nduration = \"30ms\"\n",
+        );
+        let start = Instant::now();
+        let script = vec![(100, ClusterEvent::NewLeader, 2)];
+        // At 200 ms the watcher's tasks die.
+        let (fake, result) = drive_with_events(&p, script, Some(200)).await;
+        assert_eq!(
+            result.unwrap_err().to_string(),
+            "the status watcher could not be kept running: it stopped during the fault phase, so faults on \
+             cluster events could no longer start"
+        );
+        assert_eq!(fake.log, ["100 start #0", "130 end #0"]);
+        assert_eq!((Instant::now() - start).as_millis(), 200, "stops at once");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_cluster_event_starts_only_the_faults_on_it_and_names_its_node() {
+        let p = plan(
+            "[[faults]]\nname = \"mid-election\"\nkind = \"pause\"\ntarget = \"observed\"\non = \"new-term\"\nduration = \"30ms\"\n\
+             [[faults]]\nname = \"after-election\"\nkind = \"kill\"\ntarget = \"follower\"\non = \"new-leader\"\nduration = \"50ms\"\n",
+        );
+        assert!(crate::schedule::schedule(&p, 1).is_empty());
+        // A term begins at 100 ms and its leader is seen at 140 ms; a second term's winner is the first answer to
+        // show it, at 400 ms (both events at once, the term first).
+        let script = vec![
+            (100, ClusterEvent::NewTerm, 3),
+            (140, ClusterEvent::NewLeader, 2),
+            (400, ClusterEvent::NewTerm, 5),
+            (400, ClusterEvent::NewLeader, 5),
+        ];
+        let (fake, result) = drive_with_events(&p, script, None).await;
+        result.unwrap();
+        assert_eq!(
+            fake.log,
+            [
+                "100 start #0",
+                "130 end #0",
+                "140 start #1",
+                "190 end #1",
+                "400 start #2",
+                "400 start #3",
+                "430 end #2",
+                "450 end #3"
+            ]
+        );
+        assert_eq!(
+            fake.started,
+            [
+                "mid-election n3",
+                "after-election follower",
+                "mid-election n5",
+                "after-election follower"
+            ],
+            "an observed target is the node the event is about; others are decided as the fault starts"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -324,31 +428,14 @@ mod tests {
              [[faults]]\nname = \"then\"\nkind = \"pause\"\nsame_as = \"restart-voter\"\nafter = \"restart-voter\"\nduration = \"20ms\"\n\
              [[faults]]\nkind = \"kill\"\nat = [\"500ms\"]\nduration = \"100ms\"\n",
         );
-        let timeline = crate::schedule::schedule(&p, 1);
         let start = Instant::now();
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        // Events at 100 ms, 120 ms (while the first reaction still runs: no second one) and 980 ms (its fault
-        // would outlast the phase: cut short; its follow-up would start at the end: none).
-        tokio::spawn(async move {
-            for at in [100, 120, 980] {
-                tokio::time::sleep_until(start + Duration::from_millis(at)).await;
-                tx.send(new_leader(Instant::now(), at)).unwrap();
-            }
-        });
-        let mut fake = Fake::new(start);
-        let mut reactions = Reactions {
-            reactor: Reactor::new(&p, 1, timeline.len()),
-            events: Some(rx),
-        };
-        drive(
-            &timeline,
-            start,
-            Duration::from_millis(1000),
-            &mut fake,
-            &mut reactions,
-        )
-        .await
-        .unwrap();
+        // Events at 100 ms, 120 ms (while the first reaction still runs: no second one) and 980 ms (its fault would
+        // outlast the phase: cut short; its follow-up would start at the end: none).
+        let script = [100, 120, 980]
+            .map(|at| (at, ClusterEvent::NewLeader, 2))
+            .to_vec();
+        let (fake, result) = drive_with_events(&p, script, None).await;
+        result.unwrap();
         assert_eq!(
             fake.log,
             [

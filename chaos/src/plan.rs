@@ -35,10 +35,12 @@
 //!
 //! [[faults]]
 //! kind = "kill"             # a kind of one of the fault families (see `faults`)
-//! target = "leader"         # n1 | random | leader | follower | lagging | minority | majority | all
+//! target = "leader"         # n1 | random | leader | follower | lagging | minority | majority | all, or
+//!                           # observed (with `on`): the node the event is about
 //! every = "3s"              # or: at = ["2s", "7s"], or: when/after = "<fault name>" (+ wait),
 //!                           # or: on = "new-leader" (+ wait): whenever the status watcher sees a node lead
-//!                           # in a new term (it asks every node every `watch_interval`)
+//!                           # in a new term (it asks every node every `watch_interval`); or on = "new-term":
+//!                           # whenever it sees a term no node was in before (an election has begun)
 //! duration = "1s"           # how long it lasts before it is undone (restart / resume)
 //! ```
 //!
@@ -400,7 +402,7 @@ impl WorkloadPlan {
 pub struct FaultPlan {
     /// A name for reports and for other faults to refer to (default: the kind).
     pub name: Option<String>,
-    /// To whom: "n1", "random", "leader", "follower", "lagging", "minority", "majority", "all".
+    /// To whom: "n1", "random", "leader", "follower", "lagging", "observed", "minority", "majority", "all".
     pub target: Target,
     /// Or: the nodes the latest occurrence of the named fault hit (composed faults: slow the clock of the
     /// leader another fault isolated).
@@ -452,6 +454,12 @@ pub enum ClusterEvent {
     /// on it hits while the new leader's first entries are still in flight (the window in which a voter that
     /// restarts, or a leader cut off, exposes how votes and commits are made durable).
     NewLeader,
+    /// A node reports a term above every term seen so far: an election has begun (with pre-vote, only once a
+    /// majority agreed that the candidate could win) and may not have ended. A fault on it hits voters while
+    /// they vote. On loopback an election often ends within one `watch_interval`, so the watcher may see the new
+    /// term only from the winner: the event then comes just before that term's `new-leader`; delayed links
+    /// stretch elections so it comes mid-election.
+    NewTerm,
 }
 
 impl ClusterEvent {
@@ -459,6 +467,7 @@ impl ClusterEvent {
     pub fn key(self) -> &'static str {
         match self {
             ClusterEvent::NewLeader => "new-leader",
+            ClusterEvent::NewTerm => "new-term",
         }
     }
 }

@@ -186,6 +186,8 @@ fn resolve(target: Target, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
         Target::All => Targets::Nodes(all.clone()),
         Target::Follower => Targets::Follower { pick: rng.gen() },
         Target::Lagging => Targets::Lagging,
+        // Only faults on a cluster event may aim at the node it is about (validation); the reactor names it.
+        Target::Observed => Targets::Nodes(Vec::new()),
     }
 }
 
@@ -349,7 +351,8 @@ fn occurrence(
 ) -> Option<ScheduledFault> {
     let fault = &plan.faults[plan_index];
     let targets = resolve_for(plan, plan_index, rng);
-    if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) {
+    if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) && fault.target != Target::Observed
+    {
         return None;
     }
     let phase = plan.duration.0;
@@ -391,9 +394,20 @@ impl<'p> Reactor<'p> {
         }
     }
 
-    /// The faults `event`, seen `at` into the fault phase, starts.
-    pub fn on_cluster(&mut self, event: ClusterEvent, at: Duration) -> Vec<ScheduledFault> {
-        self.react(at, |_, source| *source == TriggerSource::Cluster(event))
+    /// The faults `event` about node `subject`, seen `at` into the fault phase, starts.
+    pub fn on_cluster(
+        &mut self,
+        event: ClusterEvent,
+        subject: u64,
+        at: Duration,
+    ) -> Vec<ScheduledFault> {
+        let mut started = self.react(at, |_, source| *source == TriggerSource::Cluster(event));
+        for f in &mut started {
+            if self.plan.faults[f.plan_index].target == Target::Observed {
+                f.targets = Targets::Nodes(vec![subject]);
+            }
+        }
+        started
     }
 
     /// The faults that `edge` of the occurrence `fault` starts. Faults started by a fault of the timeline are on
@@ -504,13 +518,13 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
             .same_as
             .as_ref()
             .map_or_else(|| f.target.to_string(), |n| format!("same-as {n}"));
-        let _ = writeln!(
-            out,
+        let line = format!(
             "  {what}{wait}: {:<12} {whom} for {} {}",
             f.label(),
             f.duration,
             f.spec.describe(),
         );
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     out
 }

@@ -1,4 +1,5 @@
-//! The status watcher: while a plan has faults on cluster events (`on = "new-leader"`), it asks every node for
+//! The status watcher: while a plan has faults on cluster events (`on = "new-leader"`, `on = "new-term"`), it
+//! asks every node for
 //! its status every few milliseconds and reports the events those faults start. The 250 ms status poller
 //! records; this one reacts, so it asks often, each node on its own (a node that is down delays only its own
 //! answers) and reports an event as soon as one answer shows it.
@@ -27,7 +28,7 @@ pub struct Observed {
     pub event: ClusterEvent,
     /// When the answer that showed it came.
     pub at: Instant,
-    /// The node it is about (the new leader).
+    /// The node it is about (the new leader; the node that reported the new term).
     pub node: u64,
     /// Its term.
     pub term: u64,
@@ -40,6 +41,8 @@ pub struct Observed {
 pub struct Tracker {
     /// The highest term any node was seen leading in.
     led: u64,
+    /// The highest term any node reported.
+    seen: u64,
     /// Each node's latest answer (`None`: it did not answer).
     latest: BTreeMap<u64, Option<NodeStatus>>,
 }
@@ -55,17 +58,28 @@ impl Tracker {
         t
     }
 
-    /// Takes node `id`'s latest answer; returns the event it shows, if any: a node leading in a term above
-    /// every term led so far.
-    pub fn update(&mut self, id: u64, answer: Option<&NodeStatus>) -> Option<(ClusterEvent, u64)> {
-        let before = self.led;
+    /// Takes node `id`'s latest answer; returns the events it shows, in order, with their term: a term above
+    /// every term seen so far, then a node leading in a term above every term led so far (one answer can show
+    /// both: the watcher may first hear of a term from its winner).
+    pub fn update(&mut self, id: u64, answer: Option<&NodeStatus>) -> Vec<(ClusterEvent, u64)> {
+        let (seen, led) = (self.seen, self.led);
         self.record(id, answer);
-        (self.led > before).then_some((ClusterEvent::NewLeader, self.led))
+        [
+            (ClusterEvent::NewTerm, self.seen > seen, self.seen),
+            (ClusterEvent::NewLeader, self.led > led, self.led),
+        ]
+        .into_iter()
+        .filter(|(_, new, _)| *new)
+        .map(|(event, _, term)| (event, term))
+        .collect()
     }
 
     fn record(&mut self, id: u64, answer: Option<&NodeStatus>) {
-        if let Some(s) = answer.filter(|s| s.role == Role::Leader) {
-            self.led = self.led.max(s.term);
+        if let Some(s) = answer {
+            self.seen = self.seen.max(s.term);
+            if s.role == Role::Leader {
+                self.led = self.led.max(s.term);
+            }
         }
         self.latest.insert(id, answer.cloned());
     }
@@ -165,7 +179,7 @@ async fn report(
     events: UnboundedSender<Observed>,
 ) {
     while let Some((id, answer, at)) = answers.recv().await {
-        if let Some((event, term)) = tracker.update(id, answer.as_ref()) {
+        for (event, term) in tracker.update(id, answer.as_ref()) {
             let seen = Observed {
                 event,
                 at,
@@ -197,24 +211,37 @@ mod tests {
     }
 
     #[test]
-    fn the_leader_the_run_starts_with_is_not_an_event_but_each_later_one_is() {
+    fn the_leader_the_run_starts_with_is_not_an_event_but_each_later_term_and_leader_is() {
+        use ClusterEvent::*;
         let leader = status(Role::Leader, 3, 10);
         let follower = status(Role::Follower, 3, 9);
         let mut t = Tracker::new([(1, Some(&leader)), (2, Some(&follower)), (3, None)]);
-        assert_eq!(t.update(1, Some(&leader)), None, "same leader, same term");
-        assert_eq!(t.update(2, Some(&status(Role::Candidate, 4, 9))), None);
+        assert_eq!(t.update(1, Some(&leader)), [], "same leader, same term");
+        assert_eq!(t.update(2, Some(&status(Role::PreCandidate, 3, 9))), []);
+        assert_eq!(
+            t.update(2, Some(&status(Role::Candidate, 4, 9))),
+            [(NewTerm, 4)],
+            "an election began"
+        );
+        assert_eq!(
+            t.update(3, Some(&status(Role::Follower, 4, 9))),
+            [],
+            "a voter in that term is the same election"
+        );
         let new = status(Role::Leader, 4, 9);
-        assert_eq!(t.update(2, Some(&new)), Some((ClusterEvent::NewLeader, 4)));
-        assert_eq!(t.update(2, Some(&new)), None, "reported once per term");
+        assert_eq!(t.update(2, Some(&new)), [(NewLeader, 4)]);
+        assert_eq!(t.update(2, Some(&new)), [], "reported once per term");
         assert_eq!(
             t.update(1, Some(&leader)),
-            None,
+            [],
             "a deposed leader that still says so is old news"
         );
         assert_eq!(
             t.update(3, Some(&status(Role::Leader, 6, 0))),
-            Some((ClusterEvent::NewLeader, 6))
+            [(NewTerm, 6), (NewLeader, 6)],
+            "heard of a term first from its winner: both, the term first"
         );
+        assert_eq!(t.update(1, None), [], "silence is no event");
     }
 
     #[test]

@@ -705,6 +705,13 @@ kind = "pause"
 same_as = "restart-voter"
 after = "restart-voter"
 duration = "100ms"
+
+[[faults]]
+name = "mid-election"
+kind = "pause"
+target = "follower"
+on = "new-term"
+duration = "20ms"
 "#;
 
 /// Events of one kind from events.jsonl, in order.
@@ -742,17 +749,23 @@ fn faults_on_new_leaders_hit_a_follower_of_each_new_leader_and_chain_to_the_faul
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let seen = events_where(&events, "observed", None);
+    let observed = events_where(&events, "observed", None);
+    let (seen, terms): (Vec<_>, Vec<_>) = observed.iter().partition(|e| e["what"] == "new-leader");
     // Each leader kill ends in an election the watcher reports; the leader the run started with is not one.
     assert!(seen.len() >= 2, "{events:#?}");
     let voters = events_where(&events, "start", Some("restart-voter"));
     for new in &seen {
         let at = new["time_ns"].as_u64().unwrap();
+        assert!(
+            terms.iter().any(|t| t["what"] == "new-term"
+                && t["term"] == new["term"]
+                && t["time_ns"].as_u64().unwrap() <= at),
+            "the term of {new} was seen beginning no later than its leader: {observed:#?}"
+        );
         let hit = voters
             .iter()
             .find(|v| v["time_ns"].as_u64().unwrap() >= at)
             .unwrap_or_else(|| panic!("no restart-voter after {new}: {events:#?}"));
-        assert_eq!(new["what"], "new-leader");
         assert_ne!(
             hit["nodes"][0], new["node"],
             "a follower, not the new leader: {hit} after {new}"
@@ -774,9 +787,11 @@ fn faults_on_new_leaders_hit_a_follower_of_each_new_leader_and_chain_to_the_faul
         report["faults"]["planned"], 2,
         "only the fixed kills are on the timeline"
     );
+    let mid_election = events_where(&events, "start", Some("mid-election"));
+    assert!(!mid_election.is_empty(), "{events:#?}");
     assert_eq!(
         report["faults"]["on_events"].as_u64(),
-        Some((voters.len() + pauses.len()) as u64),
+        Some((voters.len() + pauses.len() + mid_election.len()) as u64),
         "{:#}",
         report["faults"]
     );

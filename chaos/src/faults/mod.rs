@@ -157,9 +157,10 @@ impl FaultSpec {
 
 /// A fault the tool could not inject (or undo): the run cannot be trusted and ends as a tool error.
 #[derive(Debug, thiserror::Error)]
-#[error("fault #{id} ({kind}) could not be {phase}: {reason}")]
+#[error("{} could not be {phase}: {reason}", self.what())]
 pub struct FaultError {
-    /// The fault's position on the timeline (`usize::MAX` for a heal).
+    /// The fault's position on the timeline (`usize::MAX` for what is not one fault: a heal, a periodic
+    /// action, the status watcher).
     pub id: usize,
     /// Its kind.
     pub kind: &'static str,
@@ -167,6 +168,16 @@ pub struct FaultError {
     pub phase: &'static str,
     /// What went wrong.
     pub reason: String,
+}
+
+impl FaultError {
+    /// What failed, as the message names it.
+    fn what(&self) -> String {
+        match self.id {
+            usize::MAX => self.kind.to_string(),
+            id => format!("fault #{id} ({})", self.kind),
+        }
+    }
 }
 
 /// Every family's run-time state: applies, undoes and heals faults.

@@ -415,9 +415,44 @@ fn faults_on_cluster_events_parse_print_and_stay_off_the_timeline() {
         "{MINIMAL}[[faults]]\nkind = \"kill\"\non = \"leader-lost\"\n"
     ));
     assert!(
-        unknown.contains("faults[0]") && unknown.contains("new-leader"),
+        unknown.contains("faults[0]")
+            && unknown.contains("new-leader")
+            && unknown.contains("new-term"),
         "{unknown}"
     );
+    let on_term = Plan::parse(
+        &format!("{MINIMAL}[[faults]]\nkind = \"kill\"\ntarget = \"follower\"\non = \"new-term\"\nduration = \"30ms\"\n"),
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        on_term.faults[0].trigger.as_ref().map(|t| &t.source),
+        Some(&TriggerSource::Cluster(ClusterEvent::NewTerm))
+    );
+    assert!(on_term.watches_cluster());
+    let observed = Plan::parse(
+        &format!("{MINIMAL}[[faults]]\nkind = \"kill\"\ntarget = \"observed\"\non = \"new-term\"\nduration = \"30ms\"\n"),
+        "p.toml",
+    )
+    .unwrap();
+    assert_eq!(observed.faults[0].target, Target::Observed);
+    assert_eq!(
+        serde_json::to_value(&observed.faults[0]).unwrap()["target"],
+        "observed"
+    );
+    for without_event in [
+        "[[faults]]\nkind = \"kill\"\ntarget = \"observed\"\nat = [\"1s\"]\n",
+        "[[faults]]\nname = \"a\"\nkind = \"kill\"\non = \"new-term\"\nduration = \"30ms\"\n\
+         [[faults]]\nkind = \"pause\"\ntarget = \"observed\"\nafter = \"a\"\n",
+    ] {
+        let e = err(&format!("{MINIMAL}{without_event}"));
+        assert!(
+            e.contains(
+                ".target: \"observed\" is the node a cluster event is about, so it needs `on`"
+            ),
+            "{e}"
+        );
+    }
     let two = err(&format!(
         "{MINIMAL}[[faults]]\nkind = \"kill\"\nat = [\"1s\"]\n[[faults]]\nkind = \"pause\"\non = \"new-leader\"\nafter = \"kill\"\n"
     ));

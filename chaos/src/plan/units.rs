@@ -135,6 +135,9 @@ pub enum Target {
     Follower,
     /// The follower furthest behind (lowest applied index) when the fault starts.
     Lagging,
+    /// The node the cluster event that starts the fault is about (faults `on` an event only): the new leader,
+    /// or the node that first reported the new term (most often the candidate that started the election).
+    Observed,
 }
 
 impl fmt::Display for Target {
@@ -148,6 +151,7 @@ impl fmt::Display for Target {
             Target::All => f.write_str("all"),
             Target::Follower => f.write_str("follower"),
             Target::Lagging => f.write_str("lagging"),
+            Target::Observed => f.write_str("observed"),
         }
     }
 }
@@ -169,6 +173,7 @@ impl<'de> Deserialize<'de> for Target {
             "all" => Some(Target::All),
             "follower" => Some(Target::Follower),
             "lagging" => Some(Target::Lagging),
+            "observed" => Some(Target::Observed),
             other => other
                 .strip_prefix('n')
                 .and_then(|n| n.parse().ok())
@@ -177,7 +182,7 @@ impl<'de> Deserialize<'de> for Target {
         };
         parsed.ok_or_else(|| {
             de::Error::custom(format!(
-                "expected a target: \"n1\", \"random\", \"leader\", \"follower\", \"lagging\", \"minority\", \"majority\" or \"all\", got {text:?}"
+                "expected a target: \"n1\", \"random\", \"leader\", \"follower\", \"lagging\", \"observed\", \"minority\", \"majority\" or \"all\", got {text:?}"
             ))
         })
     }

@@ -270,6 +270,19 @@ impl Plan {
                 ));
             }
         }
+        let on_event = matches!(
+            f.trigger,
+            Some(super::Trigger {
+                source: TriggerSource::Cluster(_),
+                ..
+            })
+        );
+        if f.target == Target::Observed && (!on_event || f.same_as.is_some()) {
+            return Err((
+                "target",
+                "\"observed\" is the node a cluster event is about, so it needs `on` (and no `same_as`)".into(),
+            ));
+        }
         if let Target::Node(id) = f.target {
             if id as usize > self.cluster.nodes {
                 return Err((
