@@ -193,3 +193,20 @@ fn clock_drift_catches_a_leader_that_reads_without_confirming() {
     );
     suite("clock-drift", &["none"], "1", Phase::Short);
 }
+
+/// Elections at their own timescale, the first candidate of each restarted the moment its term is seen: a
+/// voter that forgets its vote on restart and votes again in the same term (raft-node's WAL refuses to record
+/// the second vote, so the node stops, and the run fails on its crash).
+#[test]
+fn fast_elections_catches_a_voter_that_forgets_its_vote() {
+    if !ready("fast_elections_catches_a_voter_that_forgets_its_vote") {
+        return;
+    }
+    suite(
+        "fast-elections",
+        &["forget-vote"],
+        &bug_seeds(),
+        Phase::Short,
+    );
+    suite("fast-elections", &["none"], "1", Phase::Short);
+}
