@@ -719,7 +719,19 @@ fn each_kind_of_violation_has_its_own_label_and_the_first_one_is_dated_from_the_
     let mut text = std::fs::read_to_string(&events).unwrap();
     text.push_str("{\"event\":\"node-exited\",\"node\":2,\"status\":\"exit status: 101\",\"time_ns\":2500000000}\n");
     std::fs::write(&events, text).unwrap();
+    // The crashed node's log says why; the report quotes its last error line.
+    std::fs::create_dir_all(dir2.join("nodes/n2")).unwrap();
+    std::fs::write(
+        dir2.join("nodes/n2/node.log"),
+        "INFO node started\nERROR node stopped error=hard state regression\nINFO flushing\n",
+    )
+    .unwrap();
     let r = build(&dir2);
+    assert_eq!(
+        check(&r, "node-crashes").message,
+        "n2 exited on its own (exit status: 101); its log's last error: ERROR node stopped error=hard state \
+         regression; see nodes/n2/node.log"
+    );
     assert_eq!(
         r.violations,
         vec![

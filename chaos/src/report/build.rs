@@ -525,9 +525,13 @@ pub fn build_with_check(
             exits
                 .iter()
                 .map(|e| {
+                    let log = format!("nodes/n{}/node.log", e.node);
+                    let said = super::last_words::last_error_line(&run_dir.join(&log))
+                        .map(|line| format!("; its log's last error: {line}"))
+                        .unwrap_or_default();
                     format!(
-                        "n{} exited on its own ({}); see nodes/n{}/node.log",
-                        e.node, e.status, e.node
+                        "n{} exited on its own ({}){said}; see {log}",
+                        e.node, e.status
                     )
                 })
                 .collect::<Vec<_>>()
