@@ -186,7 +186,8 @@ fn resolve(target: Target, nodes: usize, rng: &mut ChaCha8Rng) -> Targets {
         Target::All => Targets::Nodes(all.clone()),
         Target::Follower => Targets::Follower { pick: rng.gen() },
         Target::Lagging => Targets::Lagging,
-        // Only faults on a cluster event may aim at the node it is about (validation); the reactor names it.
+        // The node a cluster event is about: only faults on an event have one (validation), and `occurrence`
+        // is given it.
         Target::Observed => Targets::Nodes(Vec::new()),
     }
 }
@@ -337,22 +338,26 @@ fn push_occurrences(
     out: &mut Vec<ScheduledFault>,
 ) {
     for &start in starts {
-        out.extend(occurrence(plan, plan_index, start, rng));
+        out.extend(occurrence(plan, plan_index, start, None, rng));
     }
 }
 
-/// One occurrence of fault `plan_index` starting at `start`, its targets drawn with `rng`; none when they are
-/// nobody (a minority of a single-node cluster).
+/// One occurrence of fault `plan_index` starting at `start`, its targets drawn with `rng` (`target = "observed"`:
+/// `subject`, the node the cluster event that starts it is about); none when they are nobody (a minority of a
+/// single-node cluster).
 fn occurrence(
     plan: &Plan,
     plan_index: usize,
     start: Duration,
+    subject: Option<u64>,
     rng: &mut ChaCha8Rng,
 ) -> Option<ScheduledFault> {
     let fault = &plan.faults[plan_index];
-    let targets = resolve_for(plan, plan_index, rng);
-    if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) && fault.target != Target::Observed
-    {
+    let mut targets = resolve_for(plan, plan_index, rng);
+    if fault.target == Target::Observed {
+        targets = Targets::Nodes(subject.into_iter().collect());
+    }
+    if matches!(&targets, Targets::Nodes(ids) if ids.is_empty()) {
         return None;
     }
     let phase = plan.duration.0;
@@ -401,13 +406,9 @@ impl<'p> Reactor<'p> {
         subject: u64,
         at: Duration,
     ) -> Vec<ScheduledFault> {
-        let mut started = self.react(at, |_, source| *source == TriggerSource::Cluster(event));
-        for f in &mut started {
-            if self.plan.faults[f.plan_index].target == Target::Observed {
-                f.targets = Targets::Nodes(vec![subject]);
-            }
-        }
-        started
+        self.react(at, Some(subject), |_, source| {
+            *source == TriggerSource::Cluster(event)
+        })
     }
 
     /// The faults that `edge` of the occurrence `fault` starts. Faults started by a fault of the timeline are on
@@ -418,7 +419,7 @@ impl<'p> Reactor<'p> {
             Edge::Start => fault.start,
             Edge::End => fault.end,
         };
-        self.react(at, |i, source| {
+        self.react(at, None, |i, source| {
             matches!(source, TriggerSource::Fault { edge: e, .. } if *e == edge)
                 && plan.started_by(i) == Some(fault.plan_index)
                 && plan.reacts_to_cluster(i)
@@ -428,6 +429,7 @@ impl<'p> Reactor<'p> {
     fn react(
         &mut self,
         at: Duration,
+        subject: Option<u64>,
         starts: impl Fn(usize, &TriggerSource) -> bool,
     ) -> Vec<ScheduledFault> {
         let mut out = Vec::new();
@@ -442,7 +444,7 @@ impl<'p> Reactor<'p> {
             let purpose = format!("fault-{i}-reaction-{}", self.occurrences[i]);
             let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(self.seed, &purpose));
             self.occurrences[i] += 1;
-            if let Some(mut f) = occurrence(self.plan, i, start, &mut rng) {
+            if let Some(mut f) = occurrence(self.plan, i, start, subject, &mut rng) {
                 f.id = self.next_id;
                 self.next_id += 1;
                 self.busy_until[i] = f.end;

@@ -1,8 +1,7 @@
 //! The status watcher: while a plan has faults on cluster events (`on = "new-leader"`, `on = "new-term"`), it
-//! asks every node for
-//! its status every few milliseconds and reports the events those faults start. The 250 ms status poller
-//! records; this one reacts, so it asks often, each node on its own (a node that is down delays only its own
-//! answers) and reports an event as soon as one answer shows it.
+//! asks every node for its status every few milliseconds and reports the events those faults start. The 250 ms
+//! status poller records; this one reacts, so it asks often, each node on its own (a node that is down delays
+//! only its own answers) and reports an event as soon as one answer shows it.
 //!
 //! Black-box like every other fault input: it sees what an operator's monitoring sees through the target's
 //! status API. Its latency is up to one `watch_interval` (5 ms by default) plus one status round trip, and a
