@@ -4,9 +4,12 @@
 //! For each number of concurrent clients (each its own QUIC endpoint and session), writes of 256-byte values
 //! to distinct keys for a fixed time, then linearizable reads. Prints operations/s and latency percentiles.
 //! `NODE_BENCH_SECONDS` (default 5) sets the time per measurement; `NODE_BENCH_CLIENTS` a comma list.
+//!
+//! Last, the status call a fault watcher polls (every millisecond in some plans): its latency on a kept
+//! session with the map as the writes left it, `NODE_BENCH_STATUS_CALLS` calls (default 2000).
 
 use hdrhistogram::Histogram;
-use raft_node::client::{Client, ClientOptions, Outcome};
+use raft_node::client::{session_status, Client, ClientOptions, Outcome};
 use raft_node::local::LocalCluster;
 use std::time::{Duration, Instant};
 
@@ -81,6 +84,29 @@ async fn measure(cluster: &LocalCluster, clients: usize, op: Op, seconds: u64) {
     );
 }
 
+/// Latency of `calls` status calls to node `id` over one kept session, with the key count the node reports.
+async fn measure_status(cluster: &LocalCluster, id: u64, calls: usize) {
+    let endpoint = cluster.endpoint();
+    let session = endpoint.session_any_node(cluster.addr_list(&[id])[0]);
+    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut keys = 0;
+    for _ in 0..calls {
+        let started = Instant::now();
+        let status = session_status(&session, None, Duration::from_secs(5))
+            .await
+            .expect("status");
+        hist.record(started.elapsed().as_micros().max(1) as u64)
+            .expect("in range");
+        keys = status.applied_state.keys;
+    }
+    println!(
+        "status of n{id} ({keys} keys): {calls} calls, p50 {} us, p99 {} us, max {} us",
+        hist.value_at_quantile(0.5),
+        hist.value_at_quantile(0.99),
+        hist.max()
+    );
+}
+
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let seconds: u64 = std::env::var("NODE_BENCH_SECONDS")
@@ -110,5 +136,10 @@ fn main() {
         for &n in &clients {
             measure(&cluster, n, Op::Read, seconds).await;
         }
+        let calls = std::env::var("NODE_BENCH_STATUS_CALLS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if full { 2000 } else { 100 });
+        measure_status(&cluster, leader, calls).await;
     });
 }

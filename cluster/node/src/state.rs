@@ -95,24 +95,10 @@ impl NodeState {
         }
     }
 
-    /// A digest of the key/value map (FNV-1a, 64 bits, over every key and value in key order, each prefixed by
-    /// its length): equal maps give equal digests on every node, whatever their history. Sessions and the
-    /// address book are not included.
+    /// A digest of the key/value map (see [`KvStore::digest`]): equal maps give equal digests on every node,
+    /// whatever their history. Sessions and the address book are not included. O(1).
     pub fn kv_digest(&self) -> u64 {
-        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-        const PRIME: u64 = 0x0000_0100_0000_01b3;
-        let mut hash = OFFSET;
-        let mut feed = |bytes: &[u8]| {
-            for &b in (bytes.len() as u64).to_le_bytes().iter().chain(bytes) {
-                hash ^= u64::from(b);
-                hash = hash.wrapping_mul(PRIME);
-            }
-        };
-        for (key, value) in self.kv.iter() {
-            feed(key.as_bytes());
-            feed(value.as_bytes());
-        }
-        hash
+        self.kv.digest()
     }
 
     /// Records a configuration applied at `index`: members seen, and members of the previous one that it drops

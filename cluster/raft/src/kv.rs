@@ -91,6 +91,7 @@ struct Session {
 
 /// The key/value map plus the client session table.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(from = "KvStoreFields")]
 pub struct KvStore {
     data: BTreeMap<String, String>,
     sessions: BTreeMap<u64, Session>,
@@ -98,6 +99,73 @@ pub struct KvStore {
     /// log index of its last command, which every replica agrees on).
     max_sessions: usize,
     applied: LogIndex,
+    /// [`KvStore::digest`], kept up to date by every change so that reading it costs nothing (a fault watcher
+    /// may ask for a node's status every millisecond). Derived from `data`: not in snapshots.
+    #[serde(skip_serializing)]
+    digest: MapDigest,
+}
+
+/// The serialised fields of a [`KvStore`]: a snapshot, before the digest is computed from its map.
+#[derive(Deserialize)]
+struct KvStoreFields {
+    data: BTreeMap<String, String>,
+    sessions: BTreeMap<u64, Session>,
+    max_sessions: usize,
+    applied: LogIndex,
+}
+
+impl From<KvStoreFields> for KvStore {
+    fn from(f: KvStoreFields) -> KvStore {
+        KvStore {
+            digest: MapDigest::of(&f.data),
+            data: f.data,
+            sessions: f.sessions,
+            max_sessions: f.max_sessions,
+            applied: f.applied,
+        }
+    }
+}
+
+/// A digest of a map that depends on its contents only (not on the order of changes), updated in O(1) per
+/// change: the wrapping sum of a 64-bit hash of every (key, value) pair. Each pair is hashed with FNV-1a over
+/// the length-prefixed key and value (so ("ab", "c") is not ("a", "bc")), then mixed by SplitMix64's finaliser
+/// so that the sum of nearby hashes does not cancel. Meant for spotting replicas that diverge, not for
+/// resisting an adversary.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+struct MapDigest(u64);
+
+impl MapDigest {
+    fn of(map: &BTreeMap<String, String>) -> MapDigest {
+        let mut digest = MapDigest::default();
+        for (key, value) in map {
+            digest.add(key, value);
+        }
+        digest
+    }
+
+    fn pair_hash(key: &str, value: &str) -> u64 {
+        const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+        const PRIME: u64 = 0x0000_0100_0000_01b3;
+        let mut hash = OFFSET;
+        for part in [key.as_bytes(), value.as_bytes()] {
+            for &b in (part.len() as u64).to_le_bytes().iter().chain(part) {
+                hash ^= u64::from(b);
+                hash = hash.wrapping_mul(PRIME);
+            }
+        }
+        let mut z = hash;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn add(&mut self, key: &str, value: &str) {
+        self.0 = self.0.wrapping_add(MapDigest::pair_hash(key, value));
+    }
+
+    fn remove(&mut self, key: &str, value: &str) {
+        self.0 = self.0.wrapping_sub(MapDigest::pair_hash(key, value));
+    }
 }
 
 impl KvStore {
@@ -108,7 +176,14 @@ impl KvStore {
             sessions: BTreeMap::new(),
             max_sessions: max_sessions.max(1),
             applied: LogIndex(0),
+            digest: MapDigest::default(),
         }
+    }
+
+    /// A digest of the map alone (sessions and the applied index are not in it): equal maps give equal
+    /// digests whatever their history. O(1): kept up to date by every change.
+    pub fn digest(&self) -> u64 {
+        self.digest.0
     }
 
     /// The value of `key` (for linearizable reads served after ReadIndex).
@@ -140,22 +215,33 @@ impl KvStore {
         match op {
             KvOp::Get { key } => KvOutput::Value(self.data.get(&key).cloned()),
             KvOp::Put { key, value } => {
-                self.data.insert(key, value);
+                self.set(key, value);
                 KvOutput::Done
             }
             KvOp::Delete { key } => {
-                self.data.remove(&key);
+                if let Some(old) = self.data.remove(&key) {
+                    self.digest.remove(&key, &old);
+                }
                 KvOutput::Done
             }
             KvOp::Cas { key, expected, new } => {
                 let current = self.data.get(&key).cloned();
                 let applied = current == expected;
                 if applied {
-                    self.data.insert(key, new);
+                    self.set(key, new);
                 }
                 KvOutput::Cas { applied, current }
             }
         }
+    }
+
+    /// The only way a value is written, so the digest follows every change.
+    fn set(&mut self, key: String, value: String) {
+        self.digest.add(&key, &value);
+        if let Some(old) = self.data.get(&key) {
+            self.digest.remove(&key, old);
+        }
+        self.data.insert(key, value);
     }
 
     fn advance_applied(&mut self, index: LogIndex) {
@@ -328,6 +414,56 @@ mod tests {
         restored.restore(&kv.snapshot()).unwrap();
         assert_eq!(restored, kv);
         assert!(restored.restore(b"\xff\xff\xff").is_err());
+    }
+
+    /// The kept digest always equals one computed from scratch, through puts, overwrites, deletes, cas and a
+    /// snapshot round trip; and it depends on the map only.
+    #[test]
+    fn the_kept_digest_follows_every_change() {
+        let mut kv = KvStore::new(4);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        for i in 1..=2000u64 {
+            let key = format!("k{}", next(20));
+            let value = format!("v{}", next(5));
+            let op = match next(4) {
+                0 => put(&key, &value),
+                1 => KvOp::Delete { key },
+                2 => KvOp::Cas {
+                    key,
+                    expected: Some(format!("v{}", next(5))).filter(|_| next(3) > 0),
+                    new: value,
+                },
+                _ => KvOp::Get { key },
+            };
+            kv.apply(LogIndex(i), &cmd(next(6), i, op));
+            assert_eq!(kv.digest, MapDigest::of(&kv.data), "after command {i}");
+        }
+        let mut restored = KvStore::new(4);
+        restored.restore(&kv.snapshot()).unwrap();
+        assert_eq!(restored.digest(), kv.digest());
+        // The same map reached another way has the same digest; a different one does not.
+        let mut other = KvStore::new(4);
+        for (i, (key, value)) in kv.data.clone().into_iter().rev().enumerate() {
+            other.apply(
+                LogIndex(i as u64 + 1),
+                &cmd(9, i as u64 + 1, put(&key, &value)),
+            );
+        }
+        assert_eq!(other.digest(), kv.digest());
+        other.apply(LogIndex(1000), &cmd(9, 1000, put("k0", "changed")));
+        assert_ne!(other.digest(), kv.digest());
+        // Lengths are part of each pair's hash: ("ab", "c") is not ("a", "bc").
+        assert_ne!(
+            MapDigest::pair_hash("ab", "c"),
+            MapDigest::pair_hash("a", "bc")
+        );
+        assert_ne!(KvStore::new(1).digest(), other.digest());
     }
 
     #[test]
