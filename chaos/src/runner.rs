@@ -521,8 +521,16 @@ fn note_exits(run: &Run<'_>, cluster: &mut Cluster, recording: &Recording) {
         }));
     }
     for (id, status) in crashed {
+        // Local logs can be quoted at once; an SSH host's log is brought home after the run (the report
+        // quotes it then).
+        let said = cluster
+            .supervisor
+            .log_path(id)
+            .and_then(|log| crate::report::last_words::last_error_line(&log))
+            .map(|line| format!("; its log's last error: {line}"))
+            .unwrap_or_default();
         run.progress
-            .line(&format!("  node n{id} exited on its own ({status})"));
+            .line(&format!("  node n{id} exited on its own ({status}){said}"));
         let time_ns = recording.recorder.now_ns();
         let value = serde_json::json!({"time_ns": time_ns, "event": "node-exited", "node": id, "status": status});
         recording.events.write(&value);
@@ -531,7 +539,7 @@ fn note_exits(run: &Run<'_>, cluster: &mut Cluster, recording: &Recording) {
             .note("runner", EventKind::Info, "node-exited", value);
         run.early.trigger(Violation {
             label: "node-crashed".into(),
-            reason: format!("n{id} exited on its own ({status})"),
+            reason: format!("n{id} exited on its own ({status}){said}"),
             time_ns,
         });
     }

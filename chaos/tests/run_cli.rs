@@ -2,6 +2,7 @@
 
 mod common;
 use common::node_binary;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -273,6 +274,24 @@ fn validate_prints_the_same_timeline_for_the_same_seed() {
     assert_eq!(a.stdout, b.stdout);
     assert_ne!(a.stdout, c.stdout);
     assert!(String::from_utf8_lossy(&a.stdout).contains("kill"));
+}
+
+/// The one file at `rest` under a run folder in `results` (the run folder's name has a timestamp).
+fn glob_one(results: &Path, rest: &str) -> PathBuf {
+    let runs: Vec<PathBuf> = std::fs::read_dir(results)
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|e| e.file_type().unwrap().is_dir()) // not the `latest` link
+        .map(|e| e.path().join(rest))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(
+        runs.len(),
+        1,
+        "{rest} under {}: {runs:?}",
+        results.display()
+    );
+    runs.into_iter().next().unwrap()
 }
 
 fn node_processes_under(dir: &Path) -> Vec<String> {
@@ -656,6 +675,11 @@ fn stop_early_ends_a_run_soon_after_a_node_dies_on_its_own_with_the_node_crashed
         .find(|p| p.contains("--id 3 "))
         .expect("n3 runs");
     let pid: i32 = victim.split(':').next().unwrap().parse().unwrap();
+    // Its last words, as a node that stops on an error writes them: the early stop's reason quotes them.
+    let log = glob_one(&dir.path().join("results"), "nodes/n3/node.log");
+    let mut file = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    writeln!(file, "ERROR node stopped error=planted by the test").unwrap();
+    drop(file);
     let killed_at = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid),
@@ -666,6 +690,13 @@ fn stop_early_ends_a_run_soon_after_a_node_dies_on_its_own_with_the_node_crashed
     let s = summary(&output);
     assert_eq!(output.status.code(), Some(1), "{s:#}");
     assert_eq!(s["stopped_early"]["label"], "node-crashed", "{s:#}");
+    assert!(
+        s["stopped_early"]["reason"]
+            .as_str()
+            .unwrap()
+            .ends_with("its log's last error: ERROR node stopped error=planted by the test"),
+        "{s:#}"
+    );
     assert!(
         s["violations"]
             .as_array()

@@ -29,7 +29,7 @@ pub mod figures;
 pub mod html;
 pub mod index;
 pub mod junit;
-mod last_words;
+pub(crate) mod last_words;
 pub mod model;
 pub mod plots;
 mod schema;
