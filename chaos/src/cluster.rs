@@ -470,6 +470,11 @@ impl Cluster {
         self.supervisor.retire(id)?;
         let node = self.layout.node(id).ok_or(format!("no node {id}"))?;
         let data = node.data_dir();
+        if self.disks.as_ref().is_some_and(|d| d.ids().contains(&id)) {
+            // The data dir is the disk layer's mount point: empty it through the layer and leave the mount
+            // (it goes with the others at the end of the run).
+            return empty_dir(&data).map_err(|e| format!("wiping {}: {e}", data.display()));
+        }
         match std::fs::remove_dir_all(&data) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -514,6 +519,10 @@ impl Cluster {
         self.issue_cert(&slot)?;
         std::fs::create_dir_all(&slot.dir)
             .map_err(|e| format!("creating {}: {e}", slot.dir.display()))?;
+        if let Some(disks) = &self.disks {
+            // Like the first nodes, a joining node writes through a disk layer, so disk faults reach it.
+            disks.add(id, &slot.data_dir())?;
+        }
         self.layout.nodes.push(slot.clone());
         let command = self.target.join_command(&self.layout, id, via_addr)?;
         self.supervisor.add(NodeLaunch {
@@ -646,6 +655,19 @@ impl Cluster {
             mesh.shutdown().await;
         }
     }
+}
+
+/// Removes everything inside `dir`, keeping `dir` (a mount point).
+fn empty_dir(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            std::fs::remove_dir_all(entry.path())?;
+        } else {
+            std::fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// Ports are checked on the node's own address where it exists on this host; namespace addresses do not, and

@@ -921,6 +921,7 @@ impl membership::Operator for ClusterOperator<'_> {
 impl Injector for RunInjector<'_, '_> {
     async fn start(&mut self, fault: &ScheduledFault) -> Result<ActiveFault, FaultError> {
         if fault.targets.decided_at_start() {
+            self.view.members = self.cluster.members();
             self.view.nodes = match &self.watched {
                 Some((at, nodes)) if at.elapsed() <= WATCHED_FRESH => nodes.clone(),
                 _ => self.cluster.view().await,

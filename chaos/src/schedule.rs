@@ -32,6 +32,15 @@ pub enum Targets {
         /// The seeded draw.
         pick: u64,
     },
+    /// A share of the intended members at the fault's start, dead or alive (plans with membership faults:
+    /// `all`, `minority` and `majority` mean the members then, not the initial nodes). The `pick` seeds which
+    /// ones, for a minority or majority.
+    Members {
+        /// How many of them.
+        share: Share,
+        /// The seeded draw.
+        pick: u64,
+    },
     /// The nodes the latest occurrence of another fault hit.
     SameAs {
         /// That fault's name.
@@ -41,6 +50,29 @@ pub enum Targets {
     },
 }
 
+/// How many of the members [`Targets::Members`] means.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Share {
+    /// Fewer than half.
+    Minority,
+    /// More than half.
+    Majority,
+    /// Every one.
+    All,
+}
+
+impl Share {
+    /// How many of `n` members.
+    fn of(self, n: usize) -> usize {
+        match self {
+            Share::Minority => n.saturating_sub(1) / 2,
+            Share::Majority => n / 2 + 1,
+            Share::All => n,
+        }
+    }
+}
+
 /// What the cluster looks like when a fault starts, as far as choosing its targets needs.
 #[derive(Clone, Debug, Default)]
 pub struct ClusterView {
@@ -48,6 +80,8 @@ pub struct ClusterView {
     pub nodes: Vec<NodeView>,
     /// The nodes the latest occurrence of each plan fault hit, by plan index.
     pub last_hit: std::collections::HashMap<usize, Vec<u64>>,
+    /// The intended members (every node the runner did not remove), answering or not.
+    pub members: Vec<u64>,
 }
 
 /// One node as seen when a fault starts.
@@ -105,6 +139,20 @@ impl Targets {
                     None => return Err("the target reports no applied index"),
                 }
             }
+            Targets::Members { share, pick } => {
+                let mut rng = ChaCha8Rng::seed_from_u64(*pick);
+                let count = share.of(view.members.len());
+                let mut chosen: Vec<u64> = view
+                    .members
+                    .choose_multiple(&mut rng, count)
+                    .copied()
+                    .collect();
+                chosen.sort_unstable();
+                if chosen.is_empty() {
+                    return Err("no member to target");
+                }
+                chosen
+            }
             Targets::SameAs { plan_index, .. } => match view.last_hit.get(plan_index) {
                 Some(nodes) => nodes.clone(),
                 None => return Err("the fault it follows has not hit anyone yet"),
@@ -131,6 +179,11 @@ impl std::fmt::Display for Targets {
             Targets::Follower { .. } => f.write_str("follower"),
             Targets::Lagging => f.write_str("lagging"),
             Targets::Member { .. } => f.write_str("random member"),
+            Targets::Members { share, .. } => f.write_str(match share {
+                Share::Minority => "minority of members",
+                Share::Majority => "majority of members",
+                Share::All => "all members",
+            }),
             Targets::SameAs { name, .. } => write!(f, "same-as {name}"),
         }
     }
@@ -224,9 +277,22 @@ fn resolve_for(plan: &Plan, index: usize, rng: &mut ChaCha8Rng) -> Targets {
         }
         Some(Topology::Halves | Topology::Groups) => Targets::Nodes(all),
         // With membership changes, a node drawn from the initial ids now may be gone by then.
-        None if fault.target == Target::Random && plan.uses(crate::faults::Family::Membership) => {
-            Targets::Member { pick: rng.gen() }
-        }
+        None if plan.uses(crate::faults::Family::Membership) => match fault.target {
+            Target::Random => Targets::Member { pick: rng.gen() },
+            Target::Minority => Targets::Members {
+                share: Share::Minority,
+                pick: rng.gen(),
+            },
+            Target::Majority => Targets::Members {
+                share: Share::Majority,
+                pick: rng.gen(),
+            },
+            Target::All => Targets::Members {
+                share: Share::All,
+                pick: rng.gen(),
+            },
+            _ => resolve(fault.target, nodes, rng),
+        },
         _ => resolve(fault.target, nodes, rng),
     }
 }
@@ -485,6 +551,7 @@ pub fn render(plan: &Plan, seed: u64, timeline: &[ScheduledFault]) -> String {
             Targets::Follower { .. } => " (a follower then)",
             Targets::Lagging => " (the follower furthest behind then)",
             Targets::Member { .. } => " (a member then)",
+            Targets::Members { .. } => " (the members then)",
             Targets::SameAs { .. } => " (the nodes that fault last hit)",
         });
         if f.clipped {
@@ -633,6 +700,44 @@ mod tests {
         assert_eq!(pauses, vec![1000, 19500]);
     }
 
+    /// With membership faults, `all`, `minority` and `majority` are shares of the members when the fault
+    /// starts, dead or alive: not of the initial nodes, some of which may be gone and which miss the newcomers.
+    #[test]
+    fn shares_of_the_cluster_follow_its_membership() {
+        let p = plan(
+            "[[faults]]\nkind = \"add\"\nat = [\"1s\"]\n\
+             [[faults]]\nname = \"most\"\nkind = \"pause\"\ntarget = \"majority\"\nat = [\"3s\"]\n\
+             [[faults]]\nname = \"few\"\nkind = \"kill\"\ntarget = \"minority\"\nat = [\"5s\"]\n\
+             [[faults]]\nname = \"every\"\nkind = \"kill\"\ntarget = \"all\"\nat = [\"7s\"]\n",
+        );
+        let t = schedule(&p, 3);
+        let targets = |label: &str| t.iter().find(|f| f.label == label).unwrap().targets.clone();
+        // Five members, n1 among them no longer answering (it was removed from the answers, not the members).
+        let mut v = view(&[
+            (2, true, None),
+            (3, false, None),
+            (4, false, None),
+            (5, false, None),
+        ]);
+        v.members = vec![1, 2, 3, 4, 5];
+        let most = targets("most").pick(&v).unwrap();
+        assert_eq!(most.len(), 3);
+        assert_eq!(
+            most,
+            targets("most").pick(&v).unwrap(),
+            "the seed decides which"
+        );
+        assert_eq!(targets("few").pick(&v).unwrap().len(), 2);
+        assert_eq!(targets("every").pick(&v).unwrap(), vec![1, 2, 3, 4, 5]);
+        assert!(render(&p, 3, &t).contains("majority of members (the members then)"));
+        // Without membership faults they are drawn from the plan's nodes, once, for the timeline.
+        let fixed = plan("[[faults]]\nkind = \"kill\"\ntarget = \"all\"\nat = [\"7s\"]\n");
+        assert_eq!(
+            schedule(&fixed, 3)[0].targets,
+            Targets::Nodes(vec![1, 2, 3, 4, 5])
+        );
+    }
+
     fn view(nodes: &[(u64, bool, Option<u64>)]) -> ClusterView {
         ClusterView {
             nodes: nodes
@@ -644,6 +749,7 @@ mod tests {
                 })
                 .collect(),
             last_hit: Default::default(),
+            members: nodes.iter().map(|n| n.0).collect(),
         }
     }
 

@@ -134,7 +134,10 @@ impl DiskFault {
 /// run folder looks as it would without the layer.
 #[derive(Debug)]
 pub struct DiskMounts {
-    mounts: BTreeMap<u64, Mount>,
+    /// The layer per node; nodes that join at run time (membership faults) get theirs as they join.
+    mounts: std::sync::Mutex<BTreeMap<u64, Mount>>,
+    binary: PathBuf,
+    seed: u64,
 }
 
 /// The `data.backing` directory beside a data dir.
@@ -151,25 +154,47 @@ impl DiskMounts {
             "the plan has disk faults but the chaos-diskfs binary was not found next to chaos; build it with \
              `cargo build -p diskfs` (or set CHAOS_DISKFS)",
         )?;
-        let mut mounts = DiskMounts {
-            mounts: BTreeMap::new(),
+        let mounts = DiskMounts {
+            mounts: Default::default(),
+            binary,
+            seed,
         };
         for (id, data) in nodes {
-            let control = data.with_file_name("diskfs.sock");
-            let m = Mount::start(&binary, data, &backing_of(data), &control, seed ^ id)
-                .map_err(|e| format!("n{id}: {e} (disk faults need root, /dev/fuse and fuse3)"))?;
-            mounts.mounts.insert(*id, m);
+            mounts.add(*id, data)?;
         }
         Ok(mounts)
     }
 
+    /// Mounts a layer over node `id`'s data dir `data` (a node joining at run time gets one before it starts,
+    /// so the disk faults that follow reach it like any other node).
+    pub fn add(&self, id: u64, data: &Path) -> Result<(), String> {
+        if self.lock().contains_key(&id) {
+            return Err(format!("n{id} has a disk layer already"));
+        }
+        let control = data.with_file_name("diskfs.sock");
+        let seed = self.seed ^ id;
+        let m = Mount::start(&self.binary, data, &backing_of(data), &control, seed)
+            .map_err(|e| format!("n{id}: {e} (disk faults need root, /dev/fuse and fuse3)"))?;
+        self.lock().insert(id, m);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Mount>> {
+        // A panic while holding the lock leaves the map itself intact: use it anyway, so Drop still unmounts.
+        self.mounts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Sends `command` to node `id`'s layer; returns its answer as JSON fields.
     pub fn command(&self, id: u64, command: &str) -> Result<serde_json::Value, String> {
-        let m = self
-            .mounts
-            .get(&id)
-            .ok_or_else(|| format!("n{id} has no disk layer"))?;
-        let answer = m.command(command).map_err(|e| format!("n{id}: {e}"))?;
+        let answer = {
+            let mounts = self.lock();
+            let m = mounts
+                .get(&id)
+                .ok_or_else(|| format!("n{id} has no disk layer"))?;
+            m.command(command).map_err(|e| format!("n{id}: {e}"))?
+        };
         let fields: serde_json::Map<String, serde_json::Value> = diskfs::control::fields(&answer)
             .into_iter()
             .map(|(k, v)| {
@@ -184,13 +209,18 @@ impl DiskMounts {
 
     /// Node ids with a layer.
     pub fn ids(&self) -> Vec<u64> {
-        self.mounts.keys().copied().collect()
+        self.lock().keys().copied().collect()
     }
 }
 
 impl Drop for DiskMounts {
     fn drop(&mut self) {
-        for (_, m) in std::mem::take(&mut self.mounts) {
+        let mounts = std::mem::take(
+            self.mounts
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+        for (_, m) in mounts {
             let (data, backing) = (m.mount.clone(), m.backing.clone());
             drop(m);
             // Put the real files back where people look for them (only if the mount point is empty now).

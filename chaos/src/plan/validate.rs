@@ -343,8 +343,8 @@ impl Plan {
 
 impl Plan {
     /// What membership faults need: raft-node on local hosts, a single node as target, kernel rules for
-    /// network faults (the relay mesh has no links for nodes that join at run time), no clock or disk layer
-    /// (nodes that join would run without it).
+    /// network faults (the relay mesh has no links for nodes that join at run time), no clock faults (nodes
+    /// that join would run without the clock shim). Disk faults are fine: a joining node gets its disk layer.
     fn validate_membership(&self, f: &super::FaultPlan) -> Result<(), (&'static str, String)> {
         let kind = f.spec.kind();
         if self.cluster.target != crate::targets::TargetKind::RaftNode {
@@ -371,10 +371,10 @@ impl Plan {
                 ),
             ));
         }
-        if self.uses(Family::Clock) || self.uses(Family::Disk) {
+        if self.uses(Family::Clock) {
             return Err((
                 "kind",
-                format!("{kind} cannot be combined with clock or disk faults (nodes that join would run without the clock shim or disk layer)"),
+                format!("{kind} cannot be combined with clock faults (nodes that join would run without the clock shim)"),
             ));
         }
         if matches!(f.target, Target::Minority | Target::Majority | Target::All) {

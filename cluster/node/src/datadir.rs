@@ -15,8 +15,23 @@
 //! `incarnation` is drawn once per directory: a node that joins sends it with its join request, so the leader
 //! tells a retry of the same join (same incarnation) from a node whose data was wiped (a new one), which must
 //! not come back under its old id.
+//!
+//! A node that joined (started with `--join`, no `--peer` list) also records the members' addresses it was
+//! given, in `join-addresses.toml`, before it takes any entry: the cluster's first members never appear in
+//! the replicated address book (they were configured, not joined), so without this file a joined node that
+//! restarts with the command it was first started with would know no peer, refuse every member's link as
+//! coming from a stranger, and never catch up again.
+//!
+//! ```text
+//! # raft-node: the members' addresses this node was given when it joined; read when it restarts.
+//! [[member]]
+//! id = 1
+//! addr = "127.0.0.1:7001"
+//! ```
 
+use raft::NodeId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -24,6 +39,8 @@ use std::path::{Path, PathBuf};
 pub const IDENTITY_FILE: &str = "identity.toml";
 /// The format version this build writes and reads.
 pub const IDENTITY_SCHEMA_VERSION: u32 = 1;
+/// The members' addresses a joined node was given, inside the data directory.
+pub const JOIN_ADDRESSES_FILE: &str = "join-addresses.toml";
 
 /// What `identity.toml` holds.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
@@ -97,19 +114,24 @@ pub fn create_parents(dir: &Path) -> Result<(), DataDirError> {
     }
 }
 
+/// The text of `dir/name`, or `None` if there is no such file.
+fn read_text(dir: &Path, name: &str) -> Result<Option<(PathBuf, String)>, DataDirError> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some((path, text))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(DataDirError::Io {
+            op: "read",
+            path,
+            source,
+        }),
+    }
+}
+
 /// Reads the identity recorded in `dir`, if any.
 pub fn read(dir: &Path) -> Result<Option<DataDirIdentity>, DataDirError> {
-    let path = dir.join(IDENTITY_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(DataDirError::Io {
-                op: "read",
-                path,
-                source,
-            })
-        }
+    let Some((path, text)) = read_text(dir, IDENTITY_FILE)? else {
+        return Ok(None);
     };
     let identity: DataDirIdentity = toml::from_str(&text).map_err(|e| DataDirError::Parse {
         path: path.clone(),
@@ -170,16 +192,75 @@ pub fn new_identity(node: u64, cluster: u64) -> DataDirIdentity {
 
 /// Writes the identity durably (temporary file, fsync, rename, fsync of the directory).
 pub fn write(dir: &Path, identity: &DataDirIdentity) -> Result<(), DataDirError> {
-    let path = dir.join(IDENTITY_FILE);
-    let temp = dir.join(format!("{IDENTITY_FILE}.tmp"));
+    let body = toml::to_string(identity).expect("the identity serialises");
+    write_durably(
+        dir,
+        IDENTITY_FILE,
+        &format!("# raft-node data directory identity: written once when the directory is first used; do not edit.\n{body}"),
+    )
+}
+
+/// One member's address in [`JOIN_ADDRESSES_FILE`].
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MemberAddress {
+    id: u64,
+    addr: String,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinAddresses {
+    #[serde(default)]
+    member: Vec<MemberAddress>,
+}
+
+/// Records, durably, the members' addresses a joining node was given.
+pub fn write_join_addresses(
+    dir: &Path,
+    members: &BTreeMap<NodeId, String>,
+) -> Result<(), DataDirError> {
+    let file = JoinAddresses {
+        member: members
+            .iter()
+            .map(|(id, addr)| MemberAddress {
+                id: id.0,
+                addr: addr.clone(),
+            })
+            .collect(),
+    };
+    let body = toml::to_string(&file).expect("the addresses serialise");
+    write_durably(
+        dir,
+        JOIN_ADDRESSES_FILE,
+        &format!("# raft-node: the members' addresses this node was given when it joined; read when it restarts.\n{body}"),
+    )
+}
+
+/// The members' addresses recorded by [`write_join_addresses`]; none if the node did not join.
+pub fn read_join_addresses(dir: &Path) -> Result<BTreeMap<NodeId, String>, DataDirError> {
+    let Some((path, text)) = read_text(dir, JOIN_ADDRESSES_FILE)? else {
+        return Ok(BTreeMap::new());
+    };
+    let file: JoinAddresses = toml::from_str(&text).map_err(|e| DataDirError::Parse {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok(file
+        .member
+        .into_iter()
+        .map(|m| (NodeId(m.id), m.addr))
+        .collect())
+}
+
+/// Writes `dir/name` durably: a temporary file, fsync, rename into place, fsync of the directory.
+fn write_durably(dir: &Path, name: &str, text: &str) -> Result<(), DataDirError> {
+    let path = dir.join(name);
+    let temp = dir.join(format!("{name}.tmp"));
     let io = |op: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| DataDirError::Io { op, path, source }
     };
-    let body = toml::to_string(identity).expect("the identity serialises");
-    let text = format!(
-        "# raft-node data directory identity: written once when the directory is first used; do not edit.\n{body}"
-    );
     let mut file = std::fs::File::create(&temp).map_err(io("create", &temp))?;
     file.write_all(text.as_bytes())
         .map_err(io("write", &temp))?;
@@ -234,6 +315,32 @@ mod tests {
         .unwrap();
         let err = read(dir.path()).unwrap_err().to_string();
         assert!(err.contains("schema_version 9"), "{err}");
+    }
+
+    #[test]
+    fn join_addresses_roundtrip_and_a_damaged_file_names_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            read_join_addresses(dir.path()).unwrap().is_empty(),
+            "not a joined node"
+        );
+        let members: BTreeMap<NodeId, String> = [
+            (NodeId(1), "127.0.0.1:7001".to_string()),
+            (NodeId(3), "[::1]:7003".to_string()),
+        ]
+        .into();
+        write_join_addresses(dir.path(), &members).unwrap();
+        assert_eq!(read_join_addresses(dir.path()).unwrap(), members);
+        std::fs::write(
+            dir.path().join(JOIN_ADDRESSES_FILE),
+            "[[member]]\nid = \"one\"\n",
+        )
+        .unwrap();
+        let e = read_join_addresses(dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(JOIN_ADDRESSES_FILE) && e.contains("line 2"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -212,6 +212,8 @@ pub async fn run(
         let via = cfg.join.expect("checked above");
         tracing::info!(id = %cfg.id, %via, seed = raft_cfg.rng_seed, "joining an existing cluster");
         let members = join(&cfg, &credentials, via, identity.incarnation).await?;
+        // Before any entry is taken: a restart finds its peers here (see `datadir`).
+        datadir::write_join_addresses(&cfg.data_dir, &members)?;
         addresses.extend(members);
         RawNode::join(raft_cfg, now_ms(started))?
     } else {
@@ -228,6 +230,12 @@ pub async fn run(
     for (id, addr) in logged_addresses {
         if id != cfg.id && !cfg.peers.contains_key(&id) {
             addresses.insert(id, addr);
+        }
+    }
+    // A joined node's first peers are in no log or snapshot: they come from the join answer it recorded.
+    if !fresh {
+        for (id, addr) in datadir::read_join_addresses(&cfg.data_dir)? {
+            addresses.entry(id).or_insert(addr);
         }
     }
     let last_snapshot_index = raw.log().snapshot_index();

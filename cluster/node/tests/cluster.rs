@@ -195,6 +195,20 @@ async fn a_fourth_node_joins_through_a_follower_and_a_node_is_removed() {
     assert_eq!(s.raft.membership.voters.len(), 3);
     assert!(!s.raft.membership.contains(raft::NodeId(removed)));
     put_ok(&mut client, "after-removal", "y").await;
+
+    // The newcomer restarts with the command it was first started with (as a service manager restarts it):
+    // it must find its peers again from its data dir, not only from the join answer it got at first.
+    cluster.kill(4);
+    cluster.spawn(4, Some(leader));
+    put_ok(&mut client, "after-restart", "z").await;
+    let commit = cluster
+        .status(&endpoint, leader)
+        .await
+        .expect("leader")
+        .raft
+        .commit
+        .0;
+    cluster.wait_applied(4, commit).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
