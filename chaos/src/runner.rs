@@ -22,6 +22,7 @@ use crate::supervisor::ProcessState;
 use crate::workload::{self, KeyHistory, WorkloadShared};
 use checker::history::{EventKind, Header};
 use checker::{Budget, CheckOptions, CheckReport, ModelKind};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -82,7 +83,7 @@ pub struct RunSummary {
     pub stopped_early: Option<crate::report::StoppedEarly>,
     /// The checker's verdict on the history.
     pub linearizability: String,
-    /// Why the run failed, besides the checker's verdict.
+    /// Every check and expectation that did not pass (the field keeps its first name), as "name: message".
     pub failed_expectations: Vec<String>,
     /// Completed operations.
     pub ok: u64,
@@ -783,6 +784,9 @@ struct RunInjector<'r, 'p> {
     /// The cluster as the status watcher last reported it, and when: a fault that starts on that report
     /// targets by it instead of asking again (which would cost the round trips the watcher saved).
     watched: Option<(tokio::time::Instant, Vec<crate::schedule::NodeView>)>,
+    /// The nodes each fault in force hit, by fault id (membership faults, which end at once, aside): what a
+    /// membership change that does not commit is judged against.
+    in_force: BTreeMap<usize, Vec<u64>>,
 }
 
 /// How fresh the watcher's view must be for a fault to target by it.
@@ -831,6 +835,7 @@ impl RunInjector<'_, '_> {
         let mut op = ClusterOperator {
             cluster: &mut *self.cluster,
             nemeses: &mut self.nemeses,
+            disturbed: self.in_force.values().flatten().copied().collect(),
         };
         let change = membership::apply(&mut op, spec, wanted, draw)
             .await
@@ -870,6 +875,9 @@ impl RunInjector<'_, '_> {
 struct ClusterOperator<'a> {
     cluster: &'a mut Cluster,
     nemeses: &'a mut Nemeses,
+    /// The nodes hit by the plan's faults in force when the change began (nothing starts or ends while it
+    /// is carried out).
+    disturbed: std::collections::BTreeSet<u64>,
 }
 
 impl membership::Operator for ClusterOperator<'_> {
@@ -916,6 +924,15 @@ impl membership::Operator for ClusterOperator<'_> {
     fn wipe(&mut self, id: u64) -> Result<(), String> {
         self.cluster.wipe(id)
     }
+
+    fn undisturbed(&mut self) -> Vec<u64> {
+        let members = self.cluster.members();
+        members
+            .into_iter()
+            .filter(|id| !self.disturbed.contains(id))
+            .filter(|&id| self.cluster.supervisor.state(id) == ProcessState::Running)
+            .collect()
+    }
 }
 
 impl Injector for RunInjector<'_, '_> {
@@ -941,6 +958,7 @@ impl Injector for RunInjector<'_, '_> {
             .start(&mut *self.cluster.supervisor, fault, spec, &wanted)
             .inspect_err(|e| self.failed(e))?;
         let note = why_none.or(hit.is_empty().then_some("every target was already down"));
+        self.in_force.insert(fault.id, hit.clone());
         self.view.last_hit.insert(fault.plan_index, hit.clone());
         self.record("start", fault, &hit, note);
         self.run.progress.line(&format!(
@@ -966,6 +984,7 @@ impl Injector for RunInjector<'_, '_> {
                 &active.nodes,
             )
             .inspect_err(|e| self.failed(e))?;
+        self.in_force.remove(&active.fault.id);
         self.record("end", &active.fault, &active.nodes, None);
         Ok(())
     }
@@ -1030,6 +1049,7 @@ async fn inject_faults(
         recording,
         view: ClusterView::default(),
         watched: None,
+        in_force: BTreeMap::new(),
         next_reap: run
             .early
             .enabled()
@@ -1287,7 +1307,7 @@ pub fn verdict_line(s: &RunSummary) -> String {
         ));
     }
     for e in &s.failed_expectations {
-        line.push_str(&format!("\n  expectation failed: {e}"));
+        line.push_str(&format!("\n  not passed: {e}"));
     }
     line
 }

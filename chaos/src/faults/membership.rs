@@ -9,8 +9,11 @@
 //!
 //! A change happens when the fault starts; its end does nothing. The runner keeps the intended membership
 //! (what the operator did) and judges the cluster's final membership against it. A change that would leave
-//! fewer than `min_members` members is skipped with a note rather than wedging the cluster; a removal the
-//! cluster does not commit within `timeout` is a tool error (the plan asked for something the run could not do).
+//! fewer than `min_members` members is skipped with a note rather than wedging the cluster. A removal the
+//! cluster does not commit within `timeout` is judged by what the plan was doing to the members meanwhile:
+//! if a majority of them ran with no fault of the plan in force, the cluster had what it needs and did not make
+//! progress, which is a finding about the system (the change is recorded as stuck, and the run fails); if the
+//! plan's faults left no such majority, the plan asked for something the run could not do: a tool error.
 
 use crate::plan::Dur;
 use crate::targets::MemberChange;
@@ -131,6 +134,9 @@ pub trait Operator {
     fn retire(&mut self, id: u64);
     /// Stops `id` for good and wipes its data.
     fn wipe(&mut self, id: u64) -> Result<(), String>;
+    /// The members running now with no fault of the plan in force on them (not down, not paused, not hit by a
+    /// network, clock or disk fault that has not ended).
+    fn undisturbed(&mut self) -> Vec<u64>;
 }
 
 /// What one membership fault did.
@@ -146,6 +152,9 @@ pub struct Change {
     pub members: Vec<u64>,
     /// Why nothing (or less) was done.
     pub note: Option<String>,
+    /// A removal the cluster did not commit although a majority of the members ran undisturbed: what was seen
+    /// (a finding about the system under test).
+    pub stuck: Option<String>,
 }
 
 impl Change {
@@ -185,7 +194,28 @@ pub async fn apply(
         change.added = Some(id);
         change.via = Some(target);
     } else {
-        remove(op, target, fault.timeout.0).await?;
+        if let Err(not_committed) = remove(op, target, fault.timeout.0).await {
+            let undisturbed = op.undisturbed();
+            let members = op.members();
+            if undisturbed.len() * 2 <= members.len() {
+                return Err(format!(
+                    "{not_committed}; the plan's faults left only {undisturbed:?} of the members {members:?} \
+                     undisturbed, no majority, so the cluster could not be expected to commit it"
+                ));
+            }
+            let stuck = format!(
+                "{not_committed}, although {undisturbed:?} ({} of the {} members {members:?}) ran with no \
+                 fault in force",
+                undisturbed.len(),
+                members.len()
+            );
+            return Ok(Change {
+                members,
+                note: Some("not committed: the membership is unchanged".into()),
+                stuck: Some(stuck),
+                ..Change::default()
+            });
+        }
         op.retire(target);
         change.removed = Some(target);
         if fault.change == ChangeKind::WipeRejoin {
@@ -270,6 +300,8 @@ mod tests {
         joined: Vec<(u64, u64)>,
         /// The removal commits but the answer says otherwise (a removed leader stepping down).
         committed_silently: bool,
+        /// Members with a fault of the plan in force.
+        disturbed: Vec<u64>,
     }
 
     impl Operator for Fake {
@@ -302,6 +334,13 @@ mod tests {
             self.wiped.push(id);
             Ok(())
         }
+        fn undisturbed(&mut self) -> Vec<u64> {
+            self.members
+                .iter()
+                .copied()
+                .filter(|id| !self.disturbed.contains(id))
+                .collect()
+        }
     }
 
     fn fake(n: u64) -> Fake {
@@ -312,6 +351,7 @@ mod tests {
             wiped: vec![],
             joined: vec![],
             committed_silently: false,
+            disturbed: vec![],
         }
     }
 
@@ -369,14 +409,35 @@ mod tests {
         assert_eq!(c.removed, Some(2));
     }
 
+    /// Not committed while the plan kept half the members down or cut off: the plan asked too much, a tool
+    /// error. Not committed while a majority ran undisturbed: the system's doing, recorded as stuck.
     #[tokio::test]
-    async fn a_removal_never_committed_is_a_tool_error() {
+    async fn a_removal_never_committed_is_the_plans_doing_or_the_systems() {
         let mut op = fake(4);
         op.refusals = u32::MAX;
+        op.disturbed = vec![1, 3];
         let mut f = fault("remove", 3);
         f.timeout = Dur(Duration::from_secs(1));
         let err = apply(&mut op, &f, &[2], 0).await.unwrap_err();
         assert!(err.contains("did not commit the removal of n2"), "{err}");
+        assert!(
+            err.contains("left only [2, 4]") && err.contains("no majority"),
+            "{err}"
+        );
+        op.disturbed = vec![1];
+        let c = apply(&mut op, &f, &[2], 0).await.unwrap();
+        assert!(c.hit().is_empty());
+        assert_eq!(
+            (c.removed, c.members),
+            (None, vec![1, 2, 3, 4]),
+            "nothing changed"
+        );
+        let stuck = c.stuck.expect("a finding");
+        assert!(
+            stuck.contains("did not commit the removal of n2"),
+            "{stuck}"
+        );
+        assert!(stuck.contains("[2, 3, 4] (3 of the 4 members"), "{stuck}");
     }
 
     #[test]

@@ -15,6 +15,39 @@ use super::schema::{
 };
 use super::verdict::{overall_verdict, violations, CheckResult, CheckVerdict, ViolationKind};
 
+/// With membership faults: every change the runner asked for was committed, or the plan's own faults left no
+/// undisturbed majority to commit it (which is a tool error, reported as such). A change that did not commit
+/// while a majority of the members ran undisturbed is the system's failure to make progress.
+fn membership_progress_check(events: Option<&[RunEvent]>) -> Option<CheckResult> {
+    let changes: Vec<Option<&String>> = events
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|e| match e {
+            RunEvent::Membership { stuck, .. } => Some(stuck.as_ref()),
+            _ => None,
+        })
+        .collect();
+    if changes.is_empty() {
+        return None;
+    }
+    let stuck: Vec<&str> = changes.iter().flatten().map(|s| s.as_str()).collect();
+    Some(CheckResult {
+        id: "membership-progress".into(),
+        name: "every membership change commits while a majority of the members runs undisturbed"
+            .into(),
+        verdict: if stuck.is_empty() {
+            CheckVerdict::Pass
+        } else {
+            CheckVerdict::Fail
+        },
+        message: if stuck.is_empty() {
+            format!("{} membership change(s), none stuck", changes.len())
+        } else {
+            stuck.join("; ")
+        },
+    })
+}
+
 /// The intended membership over time (membership faults), from events.jsonl: (from ns, members), starting with
 /// the `nodes` initial ones; empty without membership changes.
 fn membership_timeline(events: Option<&[RunEvent]>, nodes: u64) -> Vec<(u64, Vec<u64>)> {
@@ -22,7 +55,9 @@ fn membership_timeline(events: Option<&[RunEvent]>, nodes: u64) -> Vec<(u64, Vec
         .unwrap_or_default()
         .iter()
         .filter_map(|e| match e {
-            RunEvent::Membership { time_ns, members } => Some((*time_ns, members.clone())),
+            RunEvent::Membership {
+                time_ns, members, ..
+            } => Some((*time_ns, members.clone())),
             _ => None,
         })
         .collect();
@@ -511,6 +546,7 @@ pub fn build_with_check(
 
     // Checks, then expectations.
     let mut checks = vec![linearizability_check(&lin)];
+    checks.extend(membership_progress_check(events));
     checks.push(CheckResult {
         id: "node-crashes".into(),
         name: "no node of the system under test exited on its own".into(),
@@ -678,4 +714,43 @@ pub fn build_with_check(
         data: Some(Box::new(folder)),
         counterexample_html,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn membership_event(line: serde_json::Value) -> RunEvent {
+        super::super::model::parse_event(line)
+            .unwrap()
+            .expect("a known event")
+    }
+
+    /// No check without membership changes; a pass naming how many there were; a failure quoting every stuck
+    /// removal, read from the `membership` lines of events.jsonl.
+    #[test]
+    fn membership_progress_fails_on_a_stuck_removal_only() {
+        assert_eq!(membership_progress_check(Some(&[])), None);
+        let done = membership_event(serde_json::json!({
+            "time_ns": 5, "event": "membership", "id": 0, "kind": "add",
+            "change": {"added": 4, "removed": null, "via": 1, "members": [1, 2, 3, 4], "note": null, "stuck": null},
+            "members": [1, 2, 3, 4],
+        }));
+        let pass = membership_progress_check(Some(std::slice::from_ref(&done))).unwrap();
+        assert_eq!(pass.verdict, CheckVerdict::Pass);
+        assert_eq!(pass.message, "1 membership change(s), none stuck");
+        let stuck = membership_event(serde_json::json!({
+            "time_ns": 9, "event": "membership", "id": 3, "kind": "replace",
+            "change": {"added": null, "removed": null, "via": null, "members": [1, 2, 3, 4],
+                       "note": "not committed: the membership is unchanged",
+                       "stuck": "the cluster did not commit the removal of n2 within 20s"},
+            "members": [1, 2, 3, 4],
+        }));
+        let fail = membership_progress_check(Some(&[done, stuck])).unwrap();
+        assert_eq!(fail.verdict, CheckVerdict::Fail);
+        assert_eq!(
+            fail.message,
+            "the cluster did not commit the removal of n2 within 20s"
+        );
+    }
 }

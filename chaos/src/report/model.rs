@@ -259,6 +259,8 @@ pub enum RunEvent {
         time_ns: u64,
         /// The intended members from then on.
         members: Vec<u64>,
+        /// A removal the cluster did not commit while a majority of the members ran undisturbed: what was seen.
+        stuck: Option<String>,
     },
     /// The tool could not inject a fault.
     FaultFailed {
@@ -719,6 +721,10 @@ pub fn parse_event(v: serde_json::Value) -> Result<Option<RunEvent>, String> {
                 .and_then(|a| a.as_array())
                 .map(|a| a.iter().filter_map(|n| n.as_u64()).collect())
                 .unwrap_or_default(),
+            stuck: v
+                .pointer("/change/stuck")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned),
         },
         "fault-failed" => RunEvent::FaultFailed {
             time_ns,

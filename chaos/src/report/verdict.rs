@@ -70,7 +70,8 @@ impl CheckVerdict {
 /// One check (linearizability, node crashes, tool errors) or expectation, with its own verdict.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
-    /// Stable id: `linearizability`, `node-crashes`, `tool-errors`, `expect.<field>`.
+    /// Stable id: `linearizability`, `membership-progress` (with membership faults), `node-crashes`,
+    /// `tool-errors`, `expect.<field>`.
     pub id: String,
     /// What it checks, for people.
     pub name: String,
