@@ -59,6 +59,8 @@ pub struct Cluster {
     machines: BTreeMap<u64, Arc<Ssh>>,
     /// Where the SSH control sockets live (short: socket paths are limited to 108 bytes).
     ssh_control: Option<tempfile_dir::ControlDir>,
+    /// The clock shim library the nodes run under, when the plan has clock faults (nodes that join too).
+    clock_library: Option<PathBuf>,
     /// The disk layers over the data dirs, when the plan has disk faults. Declared after the supervisor: the
     /// mounts go only once the node processes using them are gone.
     disks: Option<Arc<crate::faults::disk::DiskMounts>>,
@@ -191,6 +193,7 @@ impl Cluster {
             clocks: None,
             machines: BTreeMap::new(),
             ssh_control: None,
+            clock_library: None,
             disks: None,
             namespaces,
         };
@@ -411,6 +414,7 @@ impl Cluster {
         if shim.is_some() {
             self.clocks = Some(Box::new(ShimClocks { controls }));
         }
+        self.clock_library = shim;
         Ok(launches)
     }
 
@@ -484,8 +488,9 @@ impl Cluster {
 
     /// Adds a fresh node `id` (never used before in this run) that joins through member `via`: a free port
     /// on its own address, a certificate from the run's CA (issued by the node binary, as an operator would),
-    /// then its process. Returns its address (for the network backend). Local hosts only.
-    pub fn add_node(&mut self, id: u64, via: u64) -> Result<Ipv4Addr, String> {
+    /// a disk layer and a clock control when the run has disk or clock faults, then its process. Returns what
+    /// the fault families need of it. Local hosts only.
+    pub fn add_node(&mut self, id: u64, via: u64) -> Result<crate::faults::Joined, String> {
         if !matches!(
             self.placement,
             Placement::SharedLoopback | Placement::LoopbackPerNode
@@ -524,7 +529,22 @@ impl Cluster {
             disks.add(id, &slot.data_dir())?;
         }
         self.layout.nodes.push(slot.clone());
-        let command = self.target.join_command(&self.layout, id, via_addr)?;
+        let mut command = self.target.join_command(&self.layout, id, via_addr)?;
+        let clock = match &self.clock_library {
+            // Like the first nodes, a joining node runs under the clock shim, so clock faults reach it.
+            Some(library) => {
+                let control = clock_shim::Control::create(slot.dir.join("clock"))
+                    .map_err(|e| format!("clock control file for n{id}: {e}"))?;
+                command.env.extend(
+                    control
+                        .env(library)
+                        .into_iter()
+                        .map(|(k, v)| (OsString::from(k), v)),
+                );
+                Some(control)
+            }
+            None => None,
+        };
         self.supervisor.add(NodeLaunch {
             id,
             program: command.program,
@@ -535,7 +555,7 @@ impl Cluster {
         })?;
         self.supervisor.start(id)?;
         self.layout_tx.send_replace(self.member_layout());
-        Ok(ip)
+        Ok(crate::faults::Joined { id, ip, clock })
     }
 
     /// Issues node `slot`'s certificate with the run's CA through `raft-node certs` (which extends an

@@ -890,9 +890,9 @@ impl membership::Operator for ClusterOperator<'_> {
     }
 
     fn add(&mut self, id: u64, via: u64) -> Result<(), String> {
-        let ip = self.cluster.add_node(id, via)?;
+        let joined = self.cluster.add_node(id, via)?;
         self.nemeses
-            .set_members(self.cluster.members(), Some((id, ip)))
+            .set_members(self.cluster.members(), Some(joined))
     }
 
     async fn remove(&mut self, id: u64, timeout: Duration) -> crate::targets::MemberChange {

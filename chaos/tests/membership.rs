@@ -3,7 +3,8 @@
 //! churn plan does not catch the planted bug `config-before-commit` (0 of 3 seeds; see the README's detection
 //! table for why), so there is no test claiming it does.
 //!
-//! The power-cut plan adds disk faults, which reach the nodes that join as well.
+//! The power-cut plan adds disk faults, which reach the nodes that join as well; a short plan checks the same
+//! for clock faults.
 //!
 //! Each run takes ~55 s. Seeds per plan: `CHAOS_MEMBERSHIP_SEEDS` (default 1). The churn plan uses kernel
 //! rules (nftables) and the power-cut plan the FUSE disk layer, so those tests need root and nft or fuse3: they
@@ -103,4 +104,69 @@ fn churn_plan_passes() {
     if common::require("churn_plan_passes", nftables()) {
         passes("membership-churn", |_| {});
     }
+}
+
+/// Nodes that join run under the clock shim too: a clock fault on every member, started after a node joined,
+/// steps the newcomer's clock as well (its own status shows it), and the run passes.
+#[test]
+fn clock_faults_reach_the_nodes_that_joined() {
+    let body = format!(
+        r#"name = "join-clock"
+seed = 3
+duration = "7s"
+warmup = "1s"
+recovery = "2s"
+
+[cluster]
+binary = "{}"
+nodes = 3
+
+[workload]
+clients = 3
+rate = 100
+keys = 3
+
+[[faults]]
+kind = "add"
+at = ["500ms"]
+
+[[faults]]
+kind = "clock-bump"
+offset = "5s"
+target = "all"
+at = ["3s"]
+duration = "3s"
+"#,
+        common::node_binary().display()
+    );
+    let _serial = common::ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (output, summary) = common::run_plan(dir.path(), &body);
+    assert_eq!(output.status.code(), Some(0), "{summary:#}");
+    let folder = dir.path().join(summary["run_dir"].as_str().unwrap());
+    let lines = |file: &str| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(folder.join(file))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let bump = lines("events.jsonl")
+        .into_iter()
+        .find(|e| e["event"] == "start" && e["kind"] == "clock-bump")
+        .expect("the bump started");
+    assert_eq!(bump["nodes"], serde_json::json!([1, 2, 3, 4]), "{bump}");
+    let newcomer_offsets: Vec<f64> = lines("status.jsonl")
+        .iter()
+        .filter(|s| s["node"] == 4)
+        .filter_map(|s| s["clock_offset_ms"].as_f64())
+        .collect();
+    assert!(
+        newcomer_offsets
+            .iter()
+            .any(|&ms| (4_500.0..5_500.0).contains(&ms)),
+        "n4's clock never showed the 5 s step: {newcomer_offsets:?}"
+    );
 }

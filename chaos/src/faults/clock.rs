@@ -120,6 +120,8 @@ impl ClockFault {
 pub trait ClockBackend: std::fmt::Debug + Send {
     /// Sets node `id`'s wall-clock offset (ns) and rate.
     fn set(&mut self, id: u64, offset_ns: i64, rate: f64) -> Result<(), String>;
+    /// Takes the control file of node `id`, which joined at run time (membership faults).
+    fn add(&mut self, id: u64, control: clock_shim::Control) -> Result<(), String>;
 }
 
 /// Clock faults through each node's clock-shim control file.
@@ -139,6 +141,14 @@ impl ClockBackend for ShimClocks {
             .apply(offset_ns, rate)
             .map(|_| ())
             .map_err(|e| format!("cannot set n{id}'s clock: {e}"))
+    }
+
+    fn add(&mut self, id: u64, control: clock_shim::Control) -> Result<(), String> {
+        if self.controls.contains_key(&id) {
+            return Err(format!("node n{id} has a clock control file already"));
+        }
+        self.controls.insert(id, control);
+        Ok(())
     }
 }
 
@@ -170,6 +180,14 @@ impl ClockNemesis {
             steady: BTreeMap::new(),
             strobes: BTreeMap::new(),
         }
+    }
+
+    /// Takes node `id`, which joined at run time, with its control file: clock faults that start from now on
+    /// may target it (the ones in force keep the targets they started with), and its clock starts true.
+    pub fn add_node(&mut self, id: u64, control: clock_shim::Control) -> Result<(), String> {
+        self.backend.add(id, control)?;
+        self.nodes.push(id);
+        self.backend.set(id, 0, 1.0)
     }
 
     /// Starts fault `id` on `targets`.
@@ -268,6 +286,36 @@ mod tests {
             self.0.lock().unwrap().insert(id, (offset_ns, rate));
             Ok(())
         }
+        fn add(&mut self, _id: u64, _control: clock_shim::Control) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// A node that joins starts on true time, is left out of the faults already in force, and is reached by
+    /// the ones that start after it joined; a heal covers it.
+    #[test]
+    fn a_node_that_joins_is_reached_by_later_faults() {
+        let seen = std::sync::Arc::default();
+        let mut clocks =
+            ClockNemesis::new(Box::new(Recorded(std::sync::Arc::clone(&seen))), vec![1, 2]);
+        clocks
+            .start(0, &ClockFault::Drift(Drift { clock_rate: 2.0 }), &[1, 2])
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let control = clock_shim::Control::create(dir.path().join("clock")).unwrap();
+        clocks.add_node(3, control).unwrap();
+        assert_eq!(seen.lock().unwrap()[&3], (0, 1.0));
+        let bump = ClockFault::Bump(Bump {
+            offset: SignedDur {
+                magnitude: Duration::from_secs(1),
+                negative: false,
+            },
+        });
+        clocks.start(1, &bump, &[3]).unwrap();
+        assert_eq!(seen.lock().unwrap()[&3], (1_000_000_000, 1.0));
+        assert_eq!(seen.lock().unwrap()[&1], (0, 2.0));
+        clocks.heal().unwrap();
+        assert_eq!(seen.lock().unwrap()[&3], (0, 1.0));
     }
 
     #[test]

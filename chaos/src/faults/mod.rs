@@ -180,6 +180,17 @@ impl FaultError {
     }
 }
 
+/// A node that joined at run time, as the fault families need it.
+#[derive(Debug)]
+pub struct Joined {
+    /// Its id.
+    pub id: u64,
+    /// Its own address (network faults give it links).
+    pub ip: std::net::Ipv4Addr,
+    /// Its clock-shim control file, when the run has clock faults.
+    pub clock: Option<clock_shim::Control>,
+}
+
 /// Every family's run-time state: applies, undoes and heals faults.
 #[derive(Debug)]
 pub struct Nemeses {
@@ -231,16 +242,24 @@ impl Nemeses {
     }
 
     /// Follows a membership change: network faults target `members` from now on, and a node that joined
-    /// (`added`, at `ip`) gets links of its own.
-    pub fn set_members(
-        &mut self,
-        members: Vec<u64>,
-        added: Option<(u64, std::net::Ipv4Addr)>,
-    ) -> Result<(), String> {
+    /// gets links of its own and, with clock faults, its clock control.
+    pub fn set_members(&mut self, members: Vec<u64>, joined: Option<Joined>) -> Result<(), String> {
         self.nodes = members;
-        match (added, self.network.as_mut()) {
-            (Some((id, ip)), Some(n)) => n.add_node(id, ip),
-            _ => Ok(()),
+        let Some(joined) = joined else {
+            return Ok(());
+        };
+        if let Some(n) = self.network.as_mut() {
+            n.add_node(joined.id, joined.ip)?;
+        }
+        match (joined.clock, self.clock.as_mut()) {
+            (Some(control), Some(clocks)) => clocks.add_node(joined.id, control),
+            (None, None) => Ok(()),
+            (None, Some(_)) => Err(format!(
+                "n{} joined without a clock control file, but the run has clock faults",
+                joined.id
+            )),
+            // A control nothing will steer: its clock stays true.
+            (Some(_), None) => Ok(()),
         }
     }
 

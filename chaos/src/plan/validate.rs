@@ -343,8 +343,8 @@ impl Plan {
 
 impl Plan {
     /// What membership faults need: raft-node on local hosts, a single node as target, kernel rules for
-    /// network faults (the relay mesh has no links for nodes that join at run time), no clock faults (nodes
-    /// that join would run without the clock shim). Disk faults are fine: a joining node gets its disk layer.
+    /// network faults (the relay mesh has no links for nodes that join at run time). Disk and clock faults
+    /// are fine: a joining node gets its disk layer and clock control before it starts.
     fn validate_membership(&self, f: &super::FaultPlan) -> Result<(), (&'static str, String)> {
         let kind = f.spec.kind();
         if self.cluster.target != crate::targets::TargetKind::RaftNode {
@@ -369,12 +369,6 @@ impl Plan {
                     "{kind} with network faults needs cluster.network = \"nftables\": the relay mesh cannot give \
                      nodes that join at run time links of their own"
                 ),
-            ));
-        }
-        if self.uses(Family::Clock) {
-            return Err((
-                "kind",
-                format!("{kind} cannot be combined with clock faults (nodes that join would run without the clock shim)"),
             ));
         }
         if matches!(f.target, Target::Minority | Target::Majority | Target::All) {
