@@ -787,16 +787,33 @@ struct RunInjector<'r, 'p> {
     /// The nodes each fault in force hit, by fault id (membership faults, which end at once, aside): what a
     /// membership change that does not commit is judged against.
     in_force: BTreeMap<usize, Vec<u64>>,
+    /// When the fault phase began: each start and end is recorded with how late it came against the plan.
+    phase_start: Option<tokio::time::Instant>,
 }
 
 /// How fresh the watcher's view must be for a fault to target by it.
 const WATCHED_FRESH: Duration = Duration::from_millis(20);
 
 impl RunInjector<'_, '_> {
-    fn record(&mut self, phase: &str, fault: &ScheduledFault, nodes: &[u64], note: Option<&str>) {
+    /// How much later than planned (`planned`, from the start of the fault phase) a step that began at `began`
+    /// came, in ms: a step waits for the one before it (a membership change may take seconds).
+    fn late_ms(&self, planned: Duration, began: tokio::time::Instant) -> Option<u64> {
+        let due = self.phase_start? + planned;
+        Some(began.saturating_duration_since(due).as_millis() as u64)
+    }
+
+    fn record(
+        &mut self,
+        phase: &str,
+        fault: &ScheduledFault,
+        nodes: &[u64],
+        note: Option<&str>,
+        late_ms: Option<u64>,
+    ) {
         let mut value = serde_json::json!({
             "time_ns": self.recording.recorder.now_ns(), "event": phase, "id": fault.id, "kind": fault.kind,
             "name": fault.label, "target": fault.targets.to_string(), "nodes": nodes, "note": note,
+            "late_ms": late_ms,
         });
         // What the fault did beyond hitting the nodes (e.g. a disk cut's bytes rolled back per node).
         if let Some(detail) = self.nemeses.take_detail() {
@@ -830,6 +847,7 @@ impl RunInjector<'_, '_> {
         spec: &MembershipFault,
         wanted: &[u64],
         why_none: Option<&str>,
+        late_ms: Option<u64>,
     ) -> Result<ActiveFault, FaultError> {
         let draw = derive_seed(self.run.seed, &format!("membership-{}", fault.id));
         let mut op = ClusterOperator {
@@ -849,7 +867,7 @@ impl RunInjector<'_, '_> {
         let hit = change.hit();
         let note = change.note.clone().or(why_none.map(str::to_string));
         self.view.last_hit.insert(fault.plan_index, hit.clone());
-        self.record("start", fault, &hit, note.as_deref());
+        self.record("start", fault, &hit, note.as_deref(), late_ms);
         self.recording.events.write(&serde_json::json!({
             "time_ns": self.recording.recorder.now_ns(), "event": "membership", "id": fault.id,
             "kind": spec.name(), "change": change, "members": change.members,
@@ -937,6 +955,7 @@ impl membership::Operator for ClusterOperator<'_> {
 
 impl Injector for RunInjector<'_, '_> {
     async fn start(&mut self, fault: &ScheduledFault) -> Result<ActiveFault, FaultError> {
+        let late_ms = self.late_ms(fault.start, tokio::time::Instant::now());
         if fault.targets.decided_at_start() {
             self.view.members = self.cluster.members();
             self.view.nodes = match &self.watched {
@@ -950,7 +969,9 @@ impl Injector for RunInjector<'_, '_> {
         };
         let spec = &self.run.plan.faults[fault.plan_index].spec;
         if let FaultSpec::Membership(m) = spec {
-            return self.start_membership(fault, m, &wanted, why_none).await;
+            return self
+                .start_membership(fault, m, &wanted, why_none, late_ms)
+                .await;
         }
         // Started even with no target, so that its end (and the report) find it like any other.
         let hit = self
@@ -960,7 +981,7 @@ impl Injector for RunInjector<'_, '_> {
         let note = why_none.or(hit.is_empty().then_some("every target was already down"));
         self.in_force.insert(fault.id, hit.clone());
         self.view.last_hit.insert(fault.plan_index, hit.clone());
-        self.record("start", fault, &hit, note);
+        self.record("start", fault, &hit, note, late_ms);
         self.run.progress.line(&format!(
             "  +{:.1}s {} {} -> {:?}",
             fault.start.as_secs_f64(),
@@ -975,6 +996,7 @@ impl Injector for RunInjector<'_, '_> {
     }
 
     fn end(&mut self, active: &ActiveFault) -> Result<(), FaultError> {
+        let late_ms = self.late_ms(active.fault.end, tokio::time::Instant::now());
         let spec = &self.run.plan.faults[active.fault.plan_index].spec;
         self.nemeses
             .end(
@@ -985,7 +1007,7 @@ impl Injector for RunInjector<'_, '_> {
             )
             .inspect_err(|e| self.failed(e))?;
         self.in_force.remove(&active.fault.id);
-        self.record("end", &active.fault, &active.nodes, None);
+        self.record("end", &active.fault, &active.nodes, None, late_ms);
         Ok(())
     }
 
@@ -1050,6 +1072,7 @@ async fn inject_faults(
         view: ClusterView::default(),
         watched: None,
         in_force: BTreeMap::new(),
+        phase_start: None,
         next_reap: run
             .early
             .enabled()
@@ -1070,6 +1093,7 @@ async fn inject_faults(
         events,
     };
     let phase_start = tokio::time::Instant::now();
+    injector.phase_start = Some(phase_start);
     // Dropping the drive mid-way is safe: a fault is started and ended by synchronous calls, and the
     // nemeses' heal below ends every fault still in force.
     let stopped = tokio::select! {

@@ -700,6 +700,7 @@ pub fn build_with_check(
             covered_s: figures::round3(cover.covered_ns() as f64 / 1e9),
             windows,
             failed,
+            late: figures::late_steps(events.unwrap_or_default()),
         },
         leadership,
         clock_offsets_max_ms: clock_offsets,

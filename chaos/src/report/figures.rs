@@ -103,6 +103,7 @@ pub fn windows_from_events(events: &[RunEvent], end_ns: u64) -> Vec<FaultWindow>
                 target,
                 nodes,
                 note,
+                ..
             } => {
                 starts.insert(
                     *id,
@@ -118,7 +119,7 @@ pub fn windows_from_events(events: &[RunEvent], end_ns: u64) -> Vec<FaultWindow>
                     },
                 );
             }
-            RunEvent::FaultEnd { time_ns, id } => {
+            RunEvent::FaultEnd { time_ns, id, .. } => {
                 ends.insert(*id, *time_ns);
             }
             RunEvent::Heal { time_ns } => heal_ns = Some(heal_ns.unwrap_or(*time_ns)),
@@ -126,6 +127,51 @@ pub fn windows_from_events(events: &[RunEvent], end_ns: u64) -> Vec<FaultWindow>
         }
     }
     close_windows(starts, &ends, heal_ns, end_ns)
+}
+
+/// How late a step must come before the report names it: scheduling jitter stays below it.
+pub const LATE_NOTED_MS: u64 = 250;
+
+/// The fault starts and ends that came at least [`LATE_NOTED_MS`] later than the plan said (a step waits for
+/// the one before it: a membership change that takes seconds holds back every fault due meanwhile, and a
+/// kill planned for 1 s then lasts longer).
+pub fn late_steps(events: &[RunEvent]) -> Vec<LateStep> {
+    let mut kinds = BTreeMap::new();
+    let mut late = Vec::new();
+    for e in events {
+        let (id, edge, late_ms) = match e {
+            RunEvent::FaultStart {
+                id, kind, late_ms, ..
+            } => {
+                kinds.insert(*id, kind.clone());
+                (*id, "start", *late_ms)
+            }
+            RunEvent::FaultEnd { id, late_ms, .. } => (*id, "end", *late_ms),
+            _ => continue,
+        };
+        if let Some(ms) = late_ms.filter(|&ms| ms >= LATE_NOTED_MS) {
+            late.push(LateStep {
+                id,
+                kind: kinds.get(&id).cloned().unwrap_or_default(),
+                edge: edge.into(),
+                late_ms: ms,
+            });
+        }
+    }
+    late
+}
+
+/// A fault start or end that came later than planned.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateStep {
+    /// The fault's id.
+    pub id: u64,
+    /// Its kind.
+    pub kind: String,
+    /// `start` or `end`.
+    pub edge: String,
+    /// How much later than planned, ms.
+    pub late_ms: u64,
 }
 
 /// Fault windows from the history's nemesis notes (`start-<kind>`, `end-<kind>`, `heal`), whose values carry the
@@ -698,6 +744,47 @@ pub fn lost_writes(ops: &[Op]) -> LostWrites {
 
 #[cfg(test)]
 mod tests {
+
+    /// Steps later than [`LATE_NOTED_MS`] are named with their fault's kind; on-time ones and old runs' events
+    /// without the field are not.
+    #[test]
+    fn late_steps_are_named_with_their_kind() {
+        let start = |id, late_ms| RunEvent::FaultStart {
+            time_ns: 0,
+            id,
+            kind: if id == 1 {
+                "kill".into()
+            } else {
+                "replace".into()
+            },
+            target: "leader".into(),
+            nodes: vec![1],
+            note: None,
+            late_ms,
+        };
+        let end = |id, late_ms| RunEvent::FaultEnd {
+            time_ns: 0,
+            id,
+            late_ms,
+        };
+        let events = [
+            start(1, Some(3)),
+            start(2, Some(0)),
+            end(1, Some(18_400)),
+            end(2, Some(LATE_NOTED_MS - 1)),
+            start(3, None),
+        ];
+        assert_eq!(
+            late_steps(&events),
+            vec![LateStep {
+                id: 1,
+                kind: "kill".into(),
+                edge: "end".into(),
+                late_ms: 18_400
+            }]
+        );
+    }
+
     use super::*;
 
     fn op(

@@ -432,6 +432,32 @@ pub fn render(report: &Report) -> String {
             escape(&f.error)
         );
     }
+    if !report.faults.late.is_empty() {
+        let steps: Vec<String> = report
+            .faults
+            .late
+            .iter()
+            .map(|l| {
+                format!(
+                    "#{} {} {} {:.1} s late",
+                    l.id,
+                    escape(&l.kind),
+                    if l.edge == "start" {
+                        "started"
+                    } else {
+                        "ended"
+                    },
+                    l.late_ms as f64 / 1000.0
+                )
+            })
+            .collect();
+        let _ = write!(
+            s,
+            "<p class=\"note\">Later than planned (a step waits for the one before it, and a membership change \
+             can take seconds); the windows above are the real ones: {}.</p>",
+            steps.join("; ")
+        );
+    }
     let _ = writeln!(
         s,
         "<p class=\"note\">Windows from {}. Shaded in every plot, in the colour of their kind.</p></section>",

@@ -222,6 +222,8 @@ pub enum RunEvent {
         nodes: Vec<u64>,
         /// A free-form note.
         note: Option<String>,
+        /// How much later than planned it started, ms (runs before this field: none).
+        late_ms: Option<u64>,
     },
     /// A fault ended.
     FaultEnd {
@@ -229,6 +231,8 @@ pub enum RunEvent {
         time_ns: u64,
         /// The fault's id.
         id: u64,
+        /// How much later than planned it ended, ms.
+        late_ms: Option<u64>,
     },
     /// Everything was healed.
     Heal {
@@ -698,10 +702,12 @@ pub fn parse_event(v: serde_json::Value) -> Result<Option<RunEvent>, String> {
             target: field_str(&v, "target"),
             nodes: field_nodes(&v),
             note: v.get("note").and_then(|n| n.as_str()).map(str::to_owned),
+            late_ms: v.get("late_ms").and_then(|n| n.as_u64()),
         },
         "end" => RunEvent::FaultEnd {
             time_ns,
             id: field_u64(&v, "id")?,
+            late_ms: v.get("late_ms").and_then(|n| n.as_u64()),
         },
         "heal" => RunEvent::Heal { time_ns },
         "phase" => RunEvent::Phase {

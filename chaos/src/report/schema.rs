@@ -88,6 +88,9 @@ pub struct Faults {
     pub windows: Vec<FaultWindow>,
     /// Faults the tool could not inject.
     pub failed: Vec<FailedFault>,
+    /// Starts and ends that came noticeably later than planned (the plan was not followed to the letter).
+    #[serde(default)]
+    pub late: Vec<super::figures::LateStep>,
 }
 
 /// The linearizability check.

@@ -121,6 +121,17 @@ pub fn text(report: &Report, html: &Path) -> String {
         },
         f.covered_s
     );
+    if let Some(worst) = f.late.iter().max_by_key(|l| l.late_ms) {
+        let _ = writeln!(
+            s,
+            "  schedule      {} fault step(s) later than planned, at worst fault #{} ({}) {} {:.1} s late",
+            f.late.len(),
+            worst.id,
+            worst.kind,
+            if worst.edge == "start" { "started" } else { "ended" },
+            worst.late_ms as f64 / 1000.0
+        );
+    }
     let leaders = match &report.leadership {
         Some(l) => format!(
             "{} leader change(s); longest without a leader {}",
