@@ -589,11 +589,16 @@ impl Cluster {
     }
 
     /// Every node's role and progress as fault targeting needs them, asked of all nodes at once (a paused or
-    /// dead node costs one [`STATUS_TIMEOUT`], not one per node). The leader is the node that claims leadership
-    /// in the highest term.
+    /// dead node costs one [`STATUS_TIMEOUT`], not one per node). Nodes the runner itself killed or paused are
+    /// not asked: they cannot answer, and waiting for them would hold every fault due meanwhile. The leader is
+    /// the node that claims leadership in the highest term.
     pub async fn view(&self) -> Vec<NodeView> {
         let mut asks = tokio::task::JoinSet::new();
-        for id in self.members() {
+        for id in self
+            .members()
+            .into_iter()
+            .filter(|&id| !self.supervisor.known_silent(id))
+        {
             let (target, layout) = (self.target.clone(), self.layout.clone());
             asks.spawn(async move { (id, target.status(&layout, id, STATUS_TIMEOUT).await) });
         }

@@ -399,6 +399,9 @@ pub trait NodeProcesses: Send + std::fmt::Debug {
     fn start(&mut self, id: u64) -> Result<(), String>;
     /// The state of node `id`'s process (noticing an exit nobody caused).
     fn state(&mut self, id: u64) -> ProcessState;
+    /// Whether node `id` is stopped or paused as far as this owner already knows (it killed, paused or reaped
+    /// it), without asking its host: such a node cannot answer a status call, so targeting need not wait for it.
+    fn known_silent(&self, id: u64) -> bool;
     /// SIGKILLs node `id` and waits until it is gone.
     fn kill(&mut self, id: u64) -> Result<(), String>;
     /// SIGTERMs node `id`, then SIGKILLs it after `grace`.
@@ -454,6 +457,12 @@ impl NodeProcesses for Supervisor {
 
     fn state(&mut self, id: u64) -> ProcessState {
         Supervisor::state(self, id)
+    }
+
+    fn known_silent(&self, id: u64) -> bool {
+        self.nodes
+            .get(&id)
+            .is_none_or(|n| n.child.is_none() || n.paused)
     }
 
     fn kill(&mut self, id: u64) -> Result<(), String> {

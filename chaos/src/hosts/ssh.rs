@@ -449,6 +449,12 @@ impl NodeProcesses for RemoteProcesses {
         Ok(())
     }
 
+    fn known_silent(&self, id: u64) -> bool {
+        self.nodes
+            .get(&id)
+            .is_none_or(|n| n.pgid.is_none() || n.paused)
+    }
+
     fn state(&mut self, id: u64) -> ProcessState {
         let Some(node) = self.nodes.get_mut(&id) else {
             return ProcessState::Down;
