@@ -944,11 +944,10 @@ impl membership::Operator for ClusterOperator<'_> {
     }
 
     fn undisturbed(&mut self) -> Vec<u64> {
-        let members = self.cluster.members();
-        members
+        self.cluster
+            .members()
             .into_iter()
             .filter(|id| !self.disturbed.contains(id))
-            .filter(|&id| self.cluster.supervisor.state(id) == ProcessState::Running)
             .collect()
     }
 }

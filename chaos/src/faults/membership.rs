@@ -11,7 +11,7 @@
 //! (what the operator did) and judges the cluster's final membership against it. A change that would leave
 //! fewer than `min_members` members is skipped with a note rather than wedging the cluster. A removal the
 //! cluster does not commit within `timeout` is judged by what the plan was doing to the members meanwhile:
-//! if a majority of them ran with no fault of the plan in force, the cluster had what it needs and did not make
+//! if a majority of them had no fault of the plan in force, the cluster had what it needs and did not make
 //! progress, which is a finding about the system (the change is recorded as stuck, and the run fails); if the
 //! plan's faults left no such majority, the plan asked for something the run could not do: a tool error.
 
@@ -134,8 +134,8 @@ pub trait Operator {
     fn retire(&mut self, id: u64);
     /// Stops `id` for good and wipes its data.
     fn wipe(&mut self, id: u64) -> Result<(), String>;
-    /// The members running now with no fault of the plan in force on them (not down, not paused, not hit by a
-    /// network, clock or disk fault that has not ended).
+    /// The members no fault of the plan in force has hit (no kill, pause, network, clock or disk fault that
+    /// has not ended). A member that crashed on its own counts as undisturbed: that is the system's doing.
     fn undisturbed(&mut self) -> Vec<u64>;
 }
 
@@ -204,8 +204,8 @@ pub async fn apply(
                 ));
             }
             let stuck = format!(
-                "{not_committed}, although {undisturbed:?} ({} of the {} members {members:?}) ran with no \
-                 fault in force",
+                "{not_committed}, although {undisturbed:?} ({} of the {} members {members:?}) had no fault \
+                 of the plan in force",
                 undisturbed.len(),
                 members.len()
             );
