@@ -943,12 +943,8 @@ impl membership::Operator for ClusterOperator<'_> {
         self.cluster.wipe(id)
     }
 
-    fn undisturbed(&mut self) -> Vec<u64> {
-        self.cluster
-            .members()
-            .into_iter()
-            .filter(|id| !self.disturbed.contains(id))
-            .collect()
+    fn disturbed(&self) -> Vec<u64> {
+        self.disturbed.iter().copied().collect()
     }
 }
 

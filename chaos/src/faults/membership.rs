@@ -134,9 +134,9 @@ pub trait Operator {
     fn retire(&mut self, id: u64);
     /// Stops `id` for good and wipes its data.
     fn wipe(&mut self, id: u64) -> Result<(), String>;
-    /// The members no fault of the plan in force has hit (no kill, pause, network, clock or disk fault that
-    /// has not ended). A member that crashed on its own counts as undisturbed: that is the system's doing.
-    fn undisturbed(&mut self) -> Vec<u64>;
+    /// The nodes a fault of the plan in force has hit (a kill, pause, network, clock or disk fault that has not
+    /// ended). A member that crashed on its own is not among them: that is the system's doing.
+    fn disturbed(&self) -> Vec<u64>;
 }
 
 /// What one membership fault did.
@@ -195,8 +195,13 @@ pub async fn apply(
         change.via = Some(target);
     } else {
         if let Err(not_committed) = remove(op, target, fault.timeout.0).await {
-            let undisturbed = op.undisturbed();
+            let disturbed = op.disturbed();
             let members = op.members();
+            let undisturbed: Vec<u64> = members
+                .iter()
+                .copied()
+                .filter(|id| !disturbed.contains(id))
+                .collect();
             if undisturbed.len() * 2 <= members.len() {
                 return Err(format!(
                     "{not_committed}; the plan's faults left only {undisturbed:?} of the members {members:?} \
@@ -334,12 +339,8 @@ mod tests {
             self.wiped.push(id);
             Ok(())
         }
-        fn undisturbed(&mut self) -> Vec<u64> {
-            self.members
-                .iter()
-                .copied()
-                .filter(|id| !self.disturbed.contains(id))
-                .collect()
+        fn disturbed(&self) -> Vec<u64> {
+            self.disturbed.clone()
         }
     }
 

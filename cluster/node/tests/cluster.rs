@@ -123,6 +123,18 @@ async fn leader_crash_new_leader_and_catch_up() {
     assert_eq!(states[0].keys, 130, "{states:?}");
 }
 
+/// Waits until node `id` has applied everything `leader` had committed when asked.
+async fn catch_up(cluster: &LocalCluster, endpoint: &ClientEndpoint, leader: u64, id: u64) {
+    let commit = cluster
+        .status(endpoint, leader)
+        .await
+        .expect("leader")
+        .raft
+        .commit
+        .0;
+    cluster.wait_applied(id, commit).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fourth_node_joins_through_a_follower_and_a_node_is_removed() {
     let mut cluster = LocalCluster::start(BINARY.as_ref(), 3, 4);
@@ -150,14 +162,7 @@ async fn a_fourth_node_joins_through_a_follower_and_a_node_is_removed() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let commit = cluster
-        .status(&endpoint, leader)
-        .await
-        .expect("leader")
-        .raft
-        .commit
-        .0;
-    cluster.wait_applied(4, commit).await;
+    catch_up(&cluster, &endpoint, leader, 4).await;
 
     // Remove a follower other than the newcomer: it learns of it and stops.
     let removed = (1..=3).find(|&i| i != leader).expect("a follower");
@@ -201,14 +206,7 @@ async fn a_fourth_node_joins_through_a_follower_and_a_node_is_removed() {
     cluster.kill(4);
     cluster.spawn(4, Some(leader));
     put_ok(&mut client, "after-restart", "z").await;
-    let commit = cluster
-        .status(&endpoint, leader)
-        .await
-        .expect("leader")
-        .raft
-        .commit
-        .0;
-    cluster.wait_applied(4, commit).await;
+    catch_up(&cluster, &endpoint, leader, 4).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
